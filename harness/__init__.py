@@ -1,0 +1,1 @@
+"""Gameday: a chaos/verification harness for AWS security monitoring."""

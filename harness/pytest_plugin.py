@@ -1,0 +1,1 @@
+"""pytest plugin: options, markers and fixtures that wire the harness into pytest."""

@@ -1,0 +1,1 @@
+"""The reference monitoring stack: the system under test that Gameday ships."""
