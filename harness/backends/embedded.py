@@ -1,0 +1,51 @@
+"""The default backend: moto's server on 127.0.0.1 plus the monitoring plane, in this process."""
+
+from __future__ import annotations
+
+import boto3
+
+from harness.backends.base import Backend, Capability
+from harness.emulator import motoadapter
+from harness.emulator.server import EmbeddedServer
+
+OPERATOR = "gameday-operator"
+
+
+class EmbeddedBackend(Backend):
+    name = "embedded"
+    capabilities = frozenset(Capability)
+
+    def __init__(self, settings, *, port: int = 0):
+        super().__init__(settings)
+        self.server = EmbeddedServer(port=port)
+
+    def start(self) -> None:
+        self.endpoint_url = self.server.start()
+        self.account_id = motoadapter.account_for_access_key(None)
+        # The harness acts as a real IAM user, so its calls carry a real userIdentity in the records.
+        credentials = motoadapter.create_operator_user(self.account_id, OPERATOR)
+        self._session = boto3.Session(region_name=self.region, **credentials)
+
+    def stop(self) -> None:
+        super().stop()
+        self.server.stop()
+
+    @property
+    def plane(self):
+        return self.server.plane
+
+
+class AttachedEmbedded(Backend):
+    """An embedded endpoint another process serves (`gameday up`, or a run `gameday cleanup` is undoing)."""
+
+    name = "embedded"
+    capabilities = frozenset(Capability)
+
+    def __init__(self, settings, endpoint_url: str):
+        super().__init__(settings)
+        self.endpoint_url = endpoint_url
+
+    def start(self) -> None:
+        self._session = boto3.Session(region_name=self.region, aws_access_key_id="gameday",
+                                      aws_secret_access_key="gameday")
+        self.account_id = self.client("sts").get_caller_identity()["Account"]

@@ -1,0 +1,148 @@
+"""EventBridge delivery: rules matched on a bus, each target delivered on its own (SNS, Lambda, SQS, Logs)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from harness.emulator import motoadapter as moto
+
+log = logging.getLogger("gameday.plane.events")
+
+CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+# A rule in this state also receives read-only management events (AWS added it in 2023).
+ALL_MANAGEMENT_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+
+
+@dataclass
+class Delivery:
+    """One attempt to hand one event to one target."""
+
+    rule: str
+    target_id: str
+    target_arn: str
+    event_id: str
+    ok: bool
+    error: str | None = None
+    at: float = field(default_factory=time.time)
+
+
+def envelope(*, source: str, detail_type: str, detail: dict, account: str, region: str,
+             resources: list[str] | None = None, at: datetime | None = None) -> dict:
+    """An event as EventBridge hands it to rules and targets."""
+    when = (at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": source,
+        "account": account,
+        "time": when,
+        "region": region,
+        "resources": resources or [],
+        "detail": detail,
+    }
+
+
+def cloudtrail_envelope(record: dict) -> dict:
+    """The "AWS API Call via CloudTrail" event for a record (source is aws.<service>)."""
+    service = record["eventSource"].split(".", 1)[0]
+    return envelope(
+        source=f"aws.{service}",
+        detail_type=CLOUDTRAIL_DETAIL_TYPE,
+        detail=record,
+        account=record["recipientAccountId"],
+        region=record["awsRegion"],
+        at=datetime.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc),
+    )
+
+
+class EventBus:
+    """Delivers events on the account's buses to the targets of matching, enabled rules."""
+
+    def __init__(self, invoke_lambda: Callable[[str, bytes], None]):
+        self._invoke_lambda = invoke_lambda
+        self.deliveries: deque[Delivery] = deque(maxlen=5000)
+        self._lock = threading.Lock()
+
+    def put(self, event: dict, bus: str = "default") -> list[Delivery]:
+        account, region = event["account"], event["region"]
+        read_only_trail_event = (
+            event["detail-type"] == CLOUDTRAIL_DETAIL_TYPE
+            and event["detail"].get("readOnly") is True
+            and event["detail"].get("eventCategory") == "Management"
+        )
+        done: list[Delivery] = []
+        for rule in moto.rules(account, region, bus):
+            if rule.state == "DISABLED":
+                continue
+            if read_only_trail_event and rule.state != ALL_MANAGEMENT_STATE:
+                continue
+            if not rule.matches(event):
+                continue
+            for target in rule.targets:
+                done.append(self._deliver(rule.name, target, event))
+        with self._lock:
+            self.deliveries.extend(done)
+        return done
+
+    def _deliver(self, rule: str, target: dict, event: dict) -> Delivery:
+        arn = target["Arn"]
+        try:
+            payload = moto.transform_input(target, event)
+            service = arn.split(":")[2]
+            if service == "sns":
+                moto.sns_publish(arn, payload)
+            elif service == "lambda":
+                self._invoke_lambda(arn, payload.encode())
+            elif service == "sqs":
+                moto.sqs_send(arn, payload)
+            elif service == "logs":
+                name = moto.log_group_name_from_arn(arn)
+                account, region = arn.split(":")[4], arn.split(":")[3]
+                ok = moto.put_log_lines(name, event["id"], [(int(time.time() * 1000), payload)],
+                                        account_id=account, region=region)
+                if not ok:
+                    raise LookupError(f"log group {name} does not exist")
+            else:
+                raise NotImplementedError(f"target type {service} is not emulated")
+        except Exception as exc:  # one failing target never stops or repeats the others
+            log.warning("rule %s target %s failed: %s", rule, target.get("Id"), exc)
+            return Delivery(rule, target.get("Id", ""), arn, event["id"], False, f"{type(exc).__name__}: {exc}")
+        return Delivery(rule, target.get("Id", ""), arn, event["id"], True)
+
+
+def put_events_entries(entries: list[dict], *, account: str, region: str) -> tuple[list[tuple[dict, str]], list[dict]]:
+    """Validate PutEvents entries as AWS does; returns (events to deliver with their bus, result entries)."""
+    accepted: list[tuple[dict, str]] = []
+    results: list[dict] = []
+    for entry in entries:
+        missing = next((k for k in ("Source", "DetailType", "Detail") if not entry.get(k)), None)
+        if missing:
+            results.append({"ErrorCode": "InvalidArgument",
+                            "ErrorMessage": f"Parameter {missing} is not valid. Reason: {missing} is a required argument."})
+            continue
+        try:
+            detail = json.loads(entry["Detail"])
+        except ValueError:
+            results.append({"ErrorCode": "MalformedDetail", "ErrorMessage": "Detail is malformed."})
+            continue
+        bus = (entry.get("EventBusName") or "default").rsplit("/", 1)[-1]
+        if not moto.has_event_bus(account, region, bus):
+            results.append({"ErrorCode": "InvalidArgument",
+                            "ErrorMessage": f"Event bus {bus} does not exist."})
+            continue
+        at = entry.get("Time")
+        when = datetime.fromtimestamp(float(at), tz=timezone.utc) if at else None
+        event = envelope(source=entry["Source"], detail_type=entry["DetailType"], detail=detail,
+                         account=account, region=region, resources=entry.get("Resources"), at=when)
+        accepted.append((event, bus))
+        results.append({"EventId": event["id"]})
+    return accepted, results

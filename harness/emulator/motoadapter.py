@@ -1,0 +1,236 @@
+"""The only module that reads or changes moto's internal state (pinned to moto 5.2.x)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from moto.awslambda.models import lambda_backends
+from moto.cloudtrail.models import cloudtrail_backends
+from moto.events.models import events_backends
+from moto.events.utils import EventTemplateParser
+from moto.iam.models import get_account_id_from, iam_backends
+from moto.logs.models import logs_backends
+from moto.sns.models import sns_backends
+from moto.sqs.models import sqs_backends
+from moto.sts.models import sts_backends
+
+from harness.emulator import records
+
+PARTITION = "aws"
+
+
+@dataclass(frozen=True)
+class TrailView:
+    """What the recorder needs to know about one trail at one instant."""
+
+    arn: str
+    name: str
+    home_region: str
+    multi_region: bool
+    logging: bool
+    event_selectors: tuple[dict, ...]
+    advanced_event_selectors: tuple[dict, ...]
+    log_group_arn: str | None
+
+    def covers_region(self, region: str) -> bool:
+        return self.multi_region or self.home_region == region
+
+
+@dataclass(frozen=True)
+class RuleView:
+    """An EventBridge rule with what delivery needs."""
+
+    name: str
+    arn: str
+    state: str
+    targets: tuple[dict, ...]
+    _rule: Any
+
+    def matches(self, event: dict) -> bool:
+        return self._rule.event_pattern.matches_event(event)
+
+
+def account_for_access_key(access_key_id: str | None) -> str:
+    return get_account_id_from(access_key_id or "")
+
+
+def trails(account_id: str) -> list[TrailView]:
+    """Every trail of the account, in every region (a multi-region trail is stored once)."""
+    views = []
+    for region, backend in cloudtrail_backends[account_id].items():
+        for trail in list(backend.trails.values()):
+            views.append(
+                TrailView(
+                    arn=trail.arn,
+                    name=trail.trail_name,
+                    home_region=trail.region_name,
+                    multi_region=bool(trail.is_multi_region),
+                    logging=trail.status.is_logging,
+                    event_selectors=tuple(json.loads(json.dumps(trail.event_selectors))),
+                    advanced_event_selectors=tuple(
+                        json.loads(json.dumps(trail.advanced_event_selectors))
+                    ),
+                    log_group_arn=trail.cw_log_group_arn or None,
+                )
+            )
+    return views
+
+
+def rules(account_id: str, region: str, bus: str = "default") -> list[RuleView]:
+    backend = events_backends[account_id][region]
+    event_bus = backend.event_buses.get(bus)
+    if event_bus is None:
+        return []
+    return [
+        RuleView(r.name, r.arn, r.state, tuple(dict(t) for t in r.targets), r)
+        for r in list(event_bus.rules.values())
+    ]
+
+
+def has_event_bus(account_id: str, region: str, bus: str) -> bool:
+    return bus in events_backends[account_id][region].event_buses
+
+
+def transform_input(target: dict, event: dict) -> str:
+    """Apply a target's Input, InputPath or InputTransformer to an event (the payload AWS sends)."""
+    if "Input" in target:
+        return target["Input"]
+    if "InputPath" in target:
+        from jsonpath_ng.ext import parse
+
+        found = [m.value for m in parse(target["InputPath"]).find(event)]
+        return json.dumps(found[0] if found else None)
+    transformer = target.get("InputTransformer")
+    if transformer:
+        # Known difference: moto's template parser only supports JSON templates, not text ones.
+        return json.dumps(
+            EventTemplateParser.parse(
+                input_template=transformer.get("InputTemplate"),
+                input_paths_map=transformer.get("InputPathsMap", {}),
+                event=event,
+            )
+        )
+    return json.dumps(event)
+
+
+def sns_publish(topic_arn: str, message: str, subject: str | None = None) -> str:
+    account, region = _account_region(topic_arn)
+    return sns_backends[account][region].publish(message, arn=topic_arn, subject=subject)
+
+
+def sqs_send(queue_arn: str, body: str) -> None:
+    account, region = _account_region(queue_arn)
+    sqs_backends[account][region].send_message(
+        queue_name=queue_arn.rsplit(":", 1)[1], message_body=body
+    )
+
+
+def put_log_lines(log_group: str, stream: str, lines: list[tuple[int, str]], *, account_id: str, region: str, create_group: bool = False) -> bool:
+    """Append (timestamp_ms, message) lines to a log group; False if the group does not exist."""
+    backend = logs_backends[account_id][region]
+    if log_group not in backend.groups:
+        if not create_group:
+            return False
+        backend.create_log_group(log_group, tags={})
+    group = backend.groups[log_group]
+    if stream not in group.streams:
+        backend.create_log_stream(log_group, stream)
+    backend.put_log_events(
+        log_group, stream, [{"timestamp": ts, "message": msg} for ts, msg in sorted(lines)]
+    )
+    return True
+
+
+def log_group_name_from_arn(arn: str) -> str:
+    # CloudTrail takes "arn:aws:logs:region:acct:log-group:NAME:*".
+    name = arn.split(":log-group:", 1)[1]
+    return name[:-2] if name.endswith(":*") else name
+
+
+def get_function(account_id: str, region: str, name_or_arn: str) -> Any | None:
+    backend = lambda_backends[account_id][region]
+    try:
+        return backend.get_function(name_or_arn, None)
+    except Exception:  # moto raises its own UnknownFunctionException
+        return None
+
+
+def function_fields(fn: Any) -> dict:
+    """The stored configuration and code of a Lambda function."""
+    return {
+        "name": fn.function_name,
+        "arn": fn.function_arn,
+        "handler": fn.handler,
+        "runtime": fn.run_time or "",
+        "code_zip": fn.code_bytes,
+        "code_sha256": fn.code_sha_256,
+        "environment": dict(fn.environment_vars or {}),
+        "timeout_s": float(fn.timeout),
+        "memory_mb": int(fn.memory_size),
+        "role": fn.role,
+    }
+
+
+def mint_role_credentials(role_arn: str, session_name: str, region: str) -> dict[str, str]:
+    """Temporary credentials for an execution role, as Lambda gets from STS."""
+    account = role_arn.split(":")[4]
+    role = sts_backends[account][PARTITION].assume_role(
+        region_name=region,
+        role_session_name=session_name,
+        role_arn=role_arn,
+        policy="",
+        duration=43200,
+        external_id="",
+    )
+    return {
+        "AWS_ACCESS_KEY_ID": role.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": role.secret_access_key,
+        "AWS_SESSION_TOKEN": role.session_token,
+    }
+
+
+def user_identity(access_key_id: str | None) -> dict:
+    """The CloudTrail userIdentity behind an access key, from moto's IAM and STS state."""
+    account = account_for_access_key(access_key_id)
+    key = access_key_id or ""
+    assumed = sts_backends[account][PARTITION].get_assumed_role_from_access_key(key)
+    if assumed is not None:
+        role_name = assumed.role_arn.split("/")[-1]
+        role_id = assumed.user_id.split(":")[0]
+        issued = assumed.expiration.replace(tzinfo=timezone.utc)
+        return records.assumed_role_identity(
+            account_id=assumed.account_id,
+            role_name=role_name,
+            role_id=role_id,
+            session_name=assumed.session_name,
+            access_key_id=key,
+            issued_at=issued if issued < datetime.now(timezone.utc) else datetime.now(timezone.utc),
+        )
+    user = iam_backends[account][PARTITION].get_user_from_access_key_id(key)
+    if user is not None:
+        return records.iam_user_identity(
+            account_id=account, user_name=user.name, user_id=user.id, access_key_id=key
+        )
+    # moto accepts any key and names its caller "moto" (sts GetCallerIdentity says user/moto).
+    digest = hashlib.sha1(key.encode()).hexdigest().upper()[:17]
+    return records.iam_user_identity(
+        account_id=account, user_name="moto", user_id=f"AIDA{digest}", access_key_id=key
+    )
+
+
+def create_operator_user(account_id: str, user_name: str) -> dict[str, str]:
+    """An IAM user with an access key for the harness itself, so its calls have a real identity."""
+    backend = iam_backends[account_id][PARTITION]
+    if user_name not in backend.users:
+        backend.create_user(region_name="us-east-1", user_name=user_name, path="/", tags=[])
+    key = backend.create_access_key(user_name)
+    return {"aws_access_key_id": key.access_key_id, "aws_secret_access_key": key.secret_access_key}
+
+
+def _account_region(arn: str) -> tuple[str, str]:
+    parts = arn.split(":")
+    return parts[4], parts[3]

@@ -1,0 +1,290 @@
+"""The monitoring plane: turns observed API calls into CloudTrail records and runs what AWS would run next."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from harness.emulator import apicall, motoadapter as moto, records
+from harness.emulator.cloudtrail import EventHistory, logging_trails
+from harness.emulator.events import EventBus, cloudtrail_envelope, put_events_entries
+from harness.emulator.lambdas import FunctionSpec, InvokeResult, LambdaRuntime
+
+log = logging.getLogger("gameday.plane")
+
+_LAMBDA_CODE_CHANGES = {"CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration"}
+
+
+@dataclass
+class Exchange:
+    """One HTTP request/response pair that reached the endpoint, with trail state around it."""
+
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes
+    status: int
+    response_headers: Mapping[str, str]
+    response_body: bytes
+    remote_addr: str
+    at: datetime
+    trails_before: list[moto.TrailView]
+    trails_after: list[moto.TrailView]
+
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+class Plane:
+    """State and machinery of the embedded monitoring plane; the HTTP middleware only observes and dispatches."""
+
+    def __init__(self) -> None:
+        self.history = EventHistory()
+        self.bus = EventBus(invoke_lambda=self._invoke_lambda_async)
+        self.runtime: LambdaRuntime | None = None
+        self.endpoint_url = ""
+        self.recorded = 0
+        self.failures: list[str] = []
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._credentials: dict[str, dict[str, str]] = {}
+        self._thread: threading.Thread | None = None
+
+    def start(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self.runtime = LambdaRuntime(endpoint_url, on_log=self._lambda_log)
+        self._thread = threading.Thread(target=self._run, name="gameday-plane", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._work.put(None)
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self.runtime is not None:
+            self.runtime.close()
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until every observed call has been recorded and delivered (not Lambda runs)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    # -- called by the middleware on the request thread --------------------------------
+
+    def trails_now(self, access_key_id: str | None) -> list[moto.TrailView]:
+        return moto.trails(moto.account_for_access_key(access_key_id))
+
+    def intercept(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Response | None:
+        """Serve the calls moto cannot (LookupEvents, PutEvents to SNS/Lambda, Invoke without Docker)."""
+        target = headers.get("X-Amz-Target", "")
+        if target.endswith("CloudTrail_20131101.LookupEvents"):
+            return self._lookup_events(body)
+        if target == "AWSEvents.PutEvents":
+            return self._put_events(headers, body)
+        if method == "POST" and path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
+            name = path[len("/2015-03-31/functions/"):-len("/invocations")]
+            return self._invoke(name, headers, body)
+        return None
+
+    def observe(self, exchange: Exchange) -> None:
+        with self._idle:
+            self._pending += 1
+        self._work.put(("call", exchange))
+
+    # -- the delivery thread -----------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                return
+            kind, payload = item
+            try:
+                if kind == "call":
+                    self._record(payload)
+                else:
+                    event, bus = payload
+                    self.bus.put(event, bus)
+            except Exception as exc:  # the plane must outlive one bad call; the failure stays visible
+                log.exception("plane failed on %s", kind)
+                self.failures.append(f"{kind}: {type(exc).__name__}: {exc}")
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    if not self._pending:
+                        self._idle.notify_all()
+
+    def _record(self, ex: Exchange) -> None:
+        call = apicall.resolve(ex.method, ex.path, ex.query, ex.headers, ex.body, ex.status,
+                               ex.response_headers, ex.response_body, ex.remote_addr)
+        if call is None:
+            return
+        self._follow_lambda_changes(call)
+        category = records.classify(call)
+        if category is None:
+            return
+        account = moto.account_for_access_key(call.access_key_id)
+        record = records.build_record(call, user_identity=moto.user_identity(call.access_key_id),
+                                      account_id=account, event_time=ex.at)
+        self.history.add(record)
+        trails = logging_trails(ex.trails_before, ex.trails_after, record)
+        if not trails:
+            return
+        self.recorded += 1
+        line = json.dumps(record)
+        stamp = int(ex.at.timestamp() * 1000)
+        for trail in trails:
+            if trail.log_group_arn:
+                group = moto.log_group_name_from_arn(trail.log_group_arn)
+                # CloudTrail names its streams <account>_CloudTrail_<region>.
+                stream = f"{account}_CloudTrail_{call.region}"
+                home = trail.log_group_arn.split(":")[3]
+                if not moto.put_log_lines(group, stream, [(stamp, line)], account_id=account, region=home):
+                    self.failures.append(f"trail {trail.name}: log group {group} does not exist")
+        # One event per call, however many trails log it: EventBridge is fed once.
+        self.bus.put(cloudtrail_envelope(record))
+
+    def _follow_lambda_changes(self, call: apicall.ApiCall) -> None:
+        if call.service != "lambda" or call.error_code or self.runtime is None:
+            return
+        if call.operation == "DeleteFunction":
+            name = call.params.get("FunctionName", "")
+            account = moto.account_for_access_key(call.access_key_id)
+            self.runtime.forget(f"arn:aws:lambda:{call.region}:{account}:function:{name.split(':')[-1]}")
+        elif call.operation in _LAMBDA_CODE_CHANGES:
+            account = moto.account_for_access_key(call.access_key_id)
+            spec = self._spec(account, call.region, call.params.get("FunctionName", ""))
+            if spec is not None:
+                # Like provisioned concurrency: the first event should not pay a cold start.
+                self.runtime.prewarm(spec)
+
+    # -- Lambda ------------------------------------------------------------------------
+
+    def _spec(self, account: str, region: str, name_or_arn: str) -> FunctionSpec | None:
+        fn = moto.get_function(account, region, name_or_arn)
+        if fn is None:
+            return None
+        fields = moto.function_fields(fn)
+        role = fields.pop("role")
+        if role not in self._credentials:
+            self._credentials[role] = moto.mint_role_credentials(role, fields["name"], region)
+        return FunctionSpec(credentials=self._credentials[role], region=region, **fields)
+
+    def _invoke_lambda_async(self, arn: str, payload: bytes) -> None:
+        account, region = arn.split(":")[4], arn.split(":")[3]
+        spec = self._spec(account, region, arn)
+        if spec is None:
+            raise LookupError(f"function {arn} does not exist")
+        assert self.runtime is not None
+        self.runtime.invoke_async(spec, payload)
+
+    def _invoke(self, name: str, headers: Mapping[str, str], body: bytes) -> Response:
+        from urllib.parse import unquote
+
+        key = access_key_of(headers)
+        account = moto.account_for_access_key(key)
+        region = _region(headers)
+        spec = self._spec(account, region, unquote(name))
+        if spec is None:
+            return _json_error(404, "ResourceNotFoundException",
+                               f"Function not found: arn:aws:lambda:{region}:{account}:function:{unquote(name)}")
+        assert self.runtime is not None
+        kind = headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        if kind == "DryRun":
+            return 204, {}, b""
+        if kind == "Event":
+            self.runtime.invoke_async(spec, body or b"{}")
+            return 202, {"x-amzn-RequestId": secrets.token_hex(16)}, b""
+        result = self.runtime.invoke(spec, body or b"{}")
+        out = {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": result.request_id,
+               "Content-Type": "application/json"}
+        if result.function_error:
+            out["X-Amz-Function-Error"] = result.function_error
+        if headers.get("X-Amz-Log-Type") == "Tail":
+            import base64
+
+            out["X-Amz-Log-Result"] = base64.b64encode(result.log.encode()[-4096:]).decode()
+        return 200, out, result.payload
+
+    def _lambda_log(self, spec: FunctionSpec, request_id: str, result: InvokeResult) -> None:
+        account = spec.arn.split(":")[4]
+        day = datetime.now(timezone.utc).strftime("%Y/%m/%d")
+        stream = f"{day}/[$LATEST]{request_id.replace('-', '')[:32]}"
+        now = int(time.time() * 1000)
+        lines = [(now, line) for line in result.log.splitlines() if line]
+        if lines:
+            moto.put_log_lines(f"/aws/lambda/{spec.name}", stream, lines, account_id=account,
+                               region=spec.region, create_group=True)
+        if result.function_error:
+            log.warning("lambda %s failed: %s", spec.name, result.payload[:500])
+
+    def lambda_errors(self) -> list[dict[str, Any]]:
+        if self.runtime is None:
+            return []
+        return [{"function": name, "error": json.loads(r.payload or b"{}"), "log": r.log}
+                for name, r in self.runtime.errors()]
+
+    # -- CloudTrail and EventBridge APIs moto lacks ---------------------------------------
+
+    def _lookup_events(self, body: bytes) -> Response:
+        try:
+            return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
+                self.history.lookup(json.loads(body or b"{}"))).encode()
+        except LookupError as exc:
+            code, message = exc.args
+            return _json_error(400, code, message)
+
+    def _put_events(self, headers: Mapping[str, str], body: bytes) -> Response:
+        params = json.loads(body or b"{}")
+        entries = params.get("Entries") or []
+        if not 1 <= len(entries) <= 10:
+            return _json_error(400, "ValidationException",
+                               "1 validation error detected: Value at 'entries' failed to satisfy constraint: "
+                               "Member must have length between 1 and 10")
+        account = moto.account_for_access_key(access_key_of(headers))
+        accepted, results = put_events_entries(entries, account=account, region=_region(headers))
+        for event, bus in accepted:
+            with self._idle:
+                self._pending += 1
+            self._work.put(("event", (event, bus)))
+        failed = sum(1 for r in results if "ErrorCode" in r)
+        return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
+            {"FailedEntryCount": failed, "Entries": results}).encode()
+
+
+def _json_error(status: int, code: str, message: str) -> Response:
+    return status, {"Content-Type": "application/x-amz-json-1.1", "x-amzn-ErrorType": code}, json.dumps(
+        {"__type": code, "message": message}).encode()
+
+
+def _credential_scope(headers: Mapping[str, str]) -> list[str]:
+    auth = headers.get("Authorization", "")
+    marker = "Credential="
+    if marker not in auth:
+        return []
+    return auth.split(marker, 1)[1].split(",", 1)[0].split("/")
+
+
+def access_key_of(headers: Mapping[str, str]) -> str | None:
+    scope = _credential_scope(headers)
+    return scope[0] if scope else None
+
+
+def _region(headers: Mapping[str, str]) -> str:
+    scope = _credential_scope(headers)
+    return scope[2] if len(scope) > 2 else "us-east-1"

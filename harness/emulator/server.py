@@ -1,0 +1,123 @@
+"""The embedded endpoint: moto's WSGI app behind the plane's middleware, on 127.0.0.1 only."""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import json
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.datastructures import EnvironHeaders, Headers
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from harness.emulator.plane import Exchange, Plane, access_key_of
+
+_REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
+            404: "Not Found", 500: "Internal Server Error"}
+
+
+class PlaneMiddleware:
+    """Observes every call reaching moto and hands it to the plane; serves the calls moto cannot."""
+
+    def __init__(self, app: Callable, plane: Plane):
+        self.app = app
+        self.plane = plane
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_gameday/"):
+            return self._internal(path, start_response)
+        body = _read_body(environ)
+        environ["wsgi.input"] = io.BytesIO(body)
+        headers = Headers(EnvironHeaders(environ))
+        key = access_key_of(headers)
+        before = self.plane.trails_now(key)
+        method = environ.get("REQUEST_METHOD", "GET")
+        served = self.plane.intercept(method, path, headers, body)
+        if served is not None:
+            status, out_headers, out_body = served
+            start_response(f"{status} {_REASONS.get(status, 'OK')}", list(out_headers.items()))
+        else:
+            captured: dict[str, Any] = {}
+
+            def capture(status_line: str, response_headers: list, exc_info: Any = None) -> Any:
+                captured["status"], captured["headers"] = status_line, response_headers
+                return start_response(status_line, response_headers, exc_info)
+
+            chunks = self.app(environ, capture)
+            try:
+                out_body = b"".join(chunks)
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+            status = int(captured["status"].split(" ", 1)[0])
+            out_headers = dict(captured["headers"])
+        self.plane.observe(Exchange(
+            method=method, path=path, query=environ.get("QUERY_STRING", ""), headers=headers, body=body,
+            status=status, response_headers=Headers(list(out_headers.items())), response_body=out_body,
+            remote_addr=environ.get("REMOTE_ADDR", "127.0.0.1"), at=datetime.now(timezone.utc),
+            trails_before=before, trails_after=self.plane.trails_now(key),
+        ))
+        return [out_body]
+
+    def _internal(self, path: str, start_response: Callable) -> Iterable[bytes]:
+        if path == "/_gameday/health":
+            body = {"status": "ok", "recorded": self.plane.recorded, "failures": self.plane.failures[-20:]}
+        elif path == "/_gameday/lambda-errors":
+            body = {"errors": self.plane.lambda_errors()}
+        else:
+            start_response("404 Not Found", [("Content-Type", "application/json")])
+            return [b'{"error": "unknown gameday path"}']
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+
+class _QuietHandler(MotoRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class EmbeddedServer:
+    """moto + the monitoring plane, served on a loopback address and a free port."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"the embedded endpoint binds loopback only, not {host}")
+        self.host, self.port = host, port
+        self.plane = Plane()
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> str:
+        app = PlaneMiddleware(DomainDispatcherApplication(create_backend_app), self.plane)
+        self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_QuietHandler)
+        self.port = self._server.server_address[1]
+        self.plane.start(self.url)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="gameday-endpoint", daemon=True)
+        self._thread.start()
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.plane.stop()
+
+
+def _read_body(environ: dict) -> bytes:
+    length = environ.get("CONTENT_LENGTH")
+    stream = environ["wsgi.input"]
+    if length:
+        return stream.read(int(length))
+    if environ.get("wsgi.input_terminated"):
+        return stream.read()
+    return b""
+

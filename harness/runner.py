@@ -1,0 +1,212 @@
+"""The run of one scenario: steady state, inject (journaled), detection, remediation, revert, steady state."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from harness import reporting
+from harness.errors import (DetectionMissing, DetectionSlaBreached, HarnessBroken, RemediationMissing,
+                            RemediationSlaBreached, SteadyStateViolated)
+from harness.faults import Fault
+from harness.journal import Journal
+from harness.poll import interval_for, wait_for
+from harness.probes import Probe
+from harness.scenario import Scenario
+from harness.sink import Notification, Sink
+from harness.sla import SlaClock
+
+# How long past an SLA we keep looking, to tell "late" from "missing" (a multiple of the SLA).
+LATE_GRACE = 1.5
+# AWS seconds allowed for the target to settle back to steady state after revert (eventual consistency).
+SETTLE_AWS_S = 30.0
+
+
+class GameDay:
+    """What a scenario test drives: `inject`, `expect_notification`, `expect_restored`."""
+
+    def __init__(self, *, backend: Any, stack: Any, scenario: Scenario, journal: Journal, run_id: str | None = None):
+        self.aws = backend
+        self.stack = stack
+        self.scenario = scenario
+        self.journal = journal
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.clock = SlaClock(backend.time_scale)
+        self.sink = Sink(backend.client("sqs"), stack.sink_queue_url)
+        self.timeline: list[dict] = []
+        self.detection: Notification | None = None
+        self._injected = False
+
+    # -- the scenario's verbs ----------------------------------------------------------
+
+    @contextmanager
+    def inject(self, fault: Fault) -> Iterator[Fault]:
+        """Apply a fault for the body of the `with`; always revert it, then check steady state again."""
+        steady = fault.steady()
+        with reporting.phase(f"steady state before: {steady.description}"):
+            ok, evidence = self._observe(steady)
+            self._note("steady state before", evidence=evidence, holds=ok)
+            if not ok:
+                raise SteadyStateViolated(f"before injecting {fault.describe()}: {evidence}")
+        self.sink.drain()
+        snapshot = self._call(lambda: fault.snapshot(self.aws), f"snapshot for {fault.name}")
+        entry = self.journal.begin(run_id=self.run_id, fault=fault.name, params=fault.params,
+                                   snapshot=snapshot, backend=self.aws.describe())
+        in_flight: BaseException | None = None
+        try:
+            with reporting.phase(f"inject: {fault.describe()}"):
+                self.clock.start()
+                self._injected = True
+                self._note("injected", fault=fault.describe())
+                self._call(lambda: fault.apply(self.aws, snapshot), f"apply {fault.name}")
+            self.journal.mark(entry, "applied")
+            yield fault
+        except BaseException as exc:
+            in_flight = exc
+            raise
+        finally:
+            self._revert(fault, snapshot, entry, in_flight)
+        self._settle(fault, steady)
+
+    def expect_notification(self, matching: dict[str, Any], *, within: float | None = None) -> Notification:
+        """A notification about the fault reaches the sink within the detection SLA (AWS seconds)."""
+        limit = within if within is not None else self.scenario.detect_within
+        what = "notification about " + ", ".join(f"{k}={v}" for k, v in matching.items())
+        with reporting.phase(f"detect: {what} within {limit:g} s"):
+            found = self._poll_until(lambda: next((n for n in self.sink.receive() if n.matches(matching)), None),
+                                     limit, what)
+            if found is None:
+                raise DetectionMissing(what, limit, self.clock.wall_limit(limit))
+            self.clock.detected(found.sent_at)
+            self.detection = found
+            self._note("notification received", sent_at=found.sent_at, message_id=found.message_id)
+            reporting.attach_json("matched notification", found.payload)
+            reporting.parameter("TTD (AWS s)", _ms(self.clock.ttd_aws))
+            reporting.parameter("TTD (wall s)", _ms(self.clock.ttd_wall))
+            if self.clock.ttd_aws is not None and self.clock.ttd_aws > limit:
+                raise DetectionSlaBreached(what, self.clock.ttd_aws, limit)
+            return found
+
+    def expect_restored(self, probe: Probe, *, within: float | None = None) -> str:
+        """The stack restores the control (the probe holds again) within the remediation SLA."""
+        limit = within if within is not None else self.scenario.remediate_within
+        with reporting.phase(f"remediate: {probe.description} within {limit:g} s"):
+            def restored() -> tuple[float, str] | None:
+                ok, evidence = probe(self.aws)
+                return (time.time(), evidence) if ok else None
+
+            seen = self._poll_until(restored, limit, probe.description)
+            if seen is None:
+                _, evidence = self._observe(probe)
+                raise RemediationMissing(f"{probe.description} ({evidence}){self._function_errors()}",
+                                         limit, self.clock.wall_limit(limit))
+            at, evidence = seen
+            self.clock.remediated(at)
+            self._note("restored", evidence=evidence)
+            reporting.parameter("TTR (AWS s)", _ms(self.clock.ttr_aws))
+            reporting.parameter("TTR (wall s)", _ms(self.clock.ttr_wall))
+            if self.clock.ttr_aws is not None and self.clock.ttr_aws > limit:
+                raise RemediationSlaBreached(probe.description, self.clock.ttr_aws, limit)
+            return evidence
+
+    # -- internals -------------------------------------------------------------------
+
+    def _poll_until(self, probe: Any, limit_aws: float, describe: str) -> Any:
+        """Poll until the SLA (measured from injection) plus grace; late findings are still returned."""
+        deadline_wall = self.clock.wall_limit(limit_aws) * (1 + LATE_GRACE)
+        remaining = max(deadline_wall - self.clock.elapsed_wall, 0.0)
+        return wait_for(lambda: self._call(probe, describe), timeout=remaining,
+                        interval=interval_for(self.clock.wall_limit(limit_aws)), describe=describe)
+
+    def _revert(self, fault: Fault, snapshot: dict | None, entry: str, in_flight: BaseException | None) -> None:
+        with reporting.phase(f"revert: {fault.describe()}"), _shielded_from_interrupts():
+            try:
+                fault.revert(self.aws, snapshot)
+            except Exception as exc:
+                self.journal.mark(entry, "revert_failed", f"{type(exc).__name__}: {exc}")
+                self._note("revert failed", error=str(exc))
+                if in_flight is None:
+                    raise HarnessBroken(f"could not revert {fault.describe()}: {exc}; run `gameday cleanup`") from exc
+                return
+            self.journal.mark(entry, "reverted")
+            self._note("reverted")
+
+    def _settle(self, fault: Fault, steady: Probe) -> None:
+        with reporting.phase(f"steady state after: {steady.description}"):
+            limit = self.clock.wall_limit(SETTLE_AWS_S)
+            held = wait_for(lambda: self._observe(steady)[0] or None, timeout=limit,
+                            interval=interval_for(limit), describe=steady.description)
+            _, evidence = self._observe(steady)
+            self._note("steady state after", evidence=evidence, holds=bool(held))
+            if not held:
+                raise SteadyStateViolated(f"after reverting {fault.describe()}: {evidence}")
+
+    def _observe(self, probe: Probe) -> tuple[bool, str]:
+        return self._call(lambda: probe(self.aws), probe.description)
+
+    def _call(self, fn: Any, describe: str) -> Any:
+        """Backend errors mean the harness could not observe or act: the verdict is broken, not failed."""
+        try:
+            return fn()
+        except (BotoCoreError, ClientError) as exc:
+            raise HarnessBroken(f"{describe}: {exc}") from exc
+
+    def _function_errors(self) -> str:
+        """Errors the remediation function logged since injection, so a missing remediation says why."""
+        name = getattr(self.stack, "function_name", None)
+        if not name or self.clock.injected_at is None:
+            return ""
+        try:
+            events = self.aws.client("logs").filter_log_events(
+                logGroupName=f"/aws/lambda/{name}", startTime=int(self.clock.injected_at * 1000),
+                filterPattern="?ERROR ?Traceback ?errorMessage").get("events", [])
+        except (BotoCoreError, ClientError):
+            return ""
+        if not events:
+            return ""
+        reporting.attach_text("remediation function errors", "\n".join(e["message"] for e in events))
+        return f"; remediation function {name} logged errors: {events[-1]['message'].strip()[:300]}"
+
+    def _note(self, what: str, **details: Any) -> None:
+        now = time.time()
+        offset = None if self.clock.injected_at is None or not self._injected else now - self.clock.injected_at
+        self.timeline.append({
+            "event": what,
+            "at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds"),
+            "wall_s": _ms(offset),
+            "aws_s": _ms(None if offset is None else self.clock.to_aws(offset)),
+            **details,
+        })
+
+    def report(self) -> dict:
+        return {"scenario": self.scenario.id, "run_id": self.run_id, "backend": self.aws.describe(),
+                "sla": {"detect_within_aws_s": self.scenario.detect_within,
+                        "remediate_within_aws_s": self.scenario.remediate_within, **self.clock.summary()},
+                "timeline": self.timeline}
+
+
+@contextmanager
+def _shielded_from_interrupts() -> Iterator[None]:
+    """Ctrl-C during a revert is held until the revert is done, so monitoring is never left half-restored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 3)

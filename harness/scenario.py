@@ -1,0 +1,83 @@
+"""Scenario metadata, and the catalog built from the scenario files."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from enum import Enum
+
+SEVERITIES = ("critical", "high", "medium", "low")
+
+
+class Capability(str, Enum):
+    """Machinery a scenario depends on; a backend without it skips the scenario with the reason."""
+
+    CLOUDTRAIL_EVENTS = "CloudTrail records API calls and delivers them to EventBridge"
+    EVENTBRIDGE_TARGETS = "EventBridge delivers to SNS topics and Lambda functions"
+    LAMBDA_EXECUTION = "Lambda functions execute"
+    SNS_TO_SQS = "SNS delivers to SQS subscriptions"
+
+
+# What every CloudTrail-tampering scenario needs from a backend.
+CLOUDTRAIL_CHAIN = frozenset(Capability)
+_MITRE = re.compile(r"^T\d{4}(\.\d{3})?$")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What a scenario breaks, how bad that is, and how fast the stack must notice and repair it."""
+
+    id: str
+    title: str
+    mitre: tuple[str, ...]
+    severity: str
+    detect_within: float  # seconds of AWS time
+    remediate_within: float  # seconds of AWS time
+    epic: str = "Security monitoring"
+    feature: str = ""
+    requires: frozenset[Capability] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mitre", tuple(self.mitre))
+        object.__setattr__(self, "requires", frozenset(self.requires))
+        if self.severity not in SEVERITIES:
+            raise ValueError(f"scenario {self.id}: severity must be one of {SEVERITIES}")
+        bad = [t for t in self.mitre if not _MITRE.match(t)]
+        if bad:
+            raise ValueError(f"scenario {self.id}: {bad[0]} is not a MITRE ATT&CK technique id")
+        if self.detect_within <= 0 or self.remediate_within <= 0:
+            raise ValueError(f"scenario {self.id}: SLAs must be positive seconds")
+
+    @property
+    def story(self) -> str:
+        return self.title
+
+    @property
+    def module_name(self) -> str:
+        return "test_" + self.id.replace("-", "_")
+
+
+def load_catalog(directory: Path) -> list[tuple[Scenario, Path, str]]:
+    """Every scenario file's SCENARIO with its path and docstring, sorted by id (imports the files)."""
+    found = []
+    for path in sorted(Path(directory).glob("test_*.py")):
+        spec = importlib.util.spec_from_file_location(f"gameday_catalog.{path.stem}", path)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        scenario = getattr(module, "SCENARIO", None)
+        if isinstance(scenario, Scenario):
+            found.append((scenario, path, (module.__doc__ or "").strip()))
+    return sorted(found, key=lambda item: item[0].id)
+
+
+def markdown_table(catalog: list[tuple[Scenario, Path, str]]) -> str:
+    rows = ["| id | what it breaks | MITRE | severity | detect within | remediate within |",
+            "|---|---|---|---|---|---|"]
+    for s, _, doc in catalog:
+        rows.append(f"| `{s.id}` | {doc.splitlines()[0] if doc else s.title} | {', '.join(s.mitre)} | "
+                    f"{s.severity} | {s.detect_within:g} s | {s.remediate_within:g} s |")
+    return "\n".join(rows)

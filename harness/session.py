@@ -1,0 +1,59 @@
+"""A game-day session: a started backend, the stack under test, the journal; shared by pytest and the CLI."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import backends
+from harness.config import Settings
+from harness.errors import HarnessBroken
+from harness.journal import Journal, default_journal_path
+from harness.stack.deploy import deploy
+from harness.stack.desired import StackOutputs, desired_state
+
+
+@dataclass
+class Session:
+    settings: Settings
+    backend: Any
+    stack: StackOutputs
+    journal: Journal
+    run_id: str
+    deployed: bool
+
+    def close(self) -> None:
+        try:
+            if self.deployed and self.settings.sabotage and self.backend.name != "embedded":
+                # A sabotaged deploy on a real account must not outlive the negative-control run.
+                deploy(self.backend.client, desired_state(account_id=self.backend.account_id,
+                                                          region=self.backend.region,
+                                                          prefix=self.settings.stack_prefix))
+        finally:
+            self.backend.stop()
+
+
+def start_session(settings: Settings, *, port: int = 0) -> Session:
+    """Start the backend and deploy (or load) the stack; GamedayError on bad input, nothing changed."""
+    backend = backends.create(settings, port=port)
+    backend.start()
+    try:
+        journal = Journal(Path(settings.journal) if settings.journal else default_journal_path())
+        if settings.stack_file:
+            stack = StackOutputs.from_json(Path(settings.stack_file).read_text())
+            deployed = False
+        else:
+            desired = desired_state(account_id=backend.account_id, region=backend.region,
+                                    prefix=settings.stack_prefix, sabotage=settings.sabotage)
+            try:
+                deploy(backend.client, desired)
+            except Exception as exc:
+                raise HarnessBroken(f"deploying the reference stack failed: {exc}") from exc
+            stack = desired.outputs()
+            deployed = True
+        return Session(settings, backend, stack, journal, uuid.uuid4().hex[:12], deployed)
+    except BaseException:
+        backend.stop()
+        raise
