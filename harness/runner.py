@@ -165,10 +165,10 @@ class GameDay:
             return ""
         try:
             events = self.aws.client("logs").filter_log_events(
-                logGroupName=f"/aws/lambda/{name}", startTime=int(self.clock.injected_at * 1000),
-                filterPattern="?ERROR ?Traceback ?errorMessage").get("events", [])
+                logGroupName=f"/aws/lambda/{name}", startTime=int(self.clock.injected_at * 1000)).get("events", [])
         except (BotoCoreError, ClientError):
             return ""
+        events = [e for e in events if any(m in e["message"] for m in ("ERROR", "Traceback", "errorMessage"))]
         if not events:
             return ""
         reporting.attach_text("remediation function errors", "\n".join(e["message"] for e in events))

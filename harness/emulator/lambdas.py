@@ -74,9 +74,10 @@ class InvokeResult:
     status: int  # 200 RequestResponse, 202 Event
     payload: bytes  # the handler's JSON return value, or AWS's error object
     function_error: str | None  # "Unhandled" on an exception, a timeout or a crash
-    log: str  # INIT/START/END/REPORT lines around what the handler printed and logged; one line per log event
+    log: str  # INIT/START/END/REPORT lines around the handler's output; one "\n"-ended line per log event
     request_id: str
     duration_ms: float
+    log_stream: str = ""  # the execution environment's stream, "YYYY/MM/DD/[$LATEST]<hex>", as on AWS
 
 
 class _Timeout(Exception):
@@ -141,10 +142,6 @@ class _Worker:
         self._poll = select.poll()  # not select(): no FD_SETSIZE limit in a long-lived server process
         self._poll.register(self._from_worker, select.POLLIN)
         self._closed = False
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
 
     def alive(self) -> bool:
         try:  # WNOWAIT: look without reaping, so the process group id stays ours until dispose()
@@ -237,7 +234,7 @@ class LambdaRuntime:
     def __init__(self, endpoint_url: str, *,
                  on_log: Callable[[FunctionSpec, str, InvokeResult], None] | None = None,
                  max_workers_per_function: int = 4, work_dir: Path | None = None):
-        """on_log(spec, log_stream_name, result) is called after every invocation and every retry."""
+        """on_log(spec, request_id, result) is called after every invocation and every retry."""
         if max_workers_per_function < 1:
             raise ValueError("max_workers_per_function must be at least 1")
         self._endpoint_url = endpoint_url
@@ -349,7 +346,7 @@ class LambdaRuntime:
             self._errors.append((spec.name, result))
         if self._on_log is not None:
             try:
-                self._on_log(spec, worker.log_stream, result)
+                self._on_log(spec, result.request_id, result)
             except Exception:
                 log.exception("on_log failed for %s", spec.name)
         return result
@@ -357,7 +354,7 @@ class LambdaRuntime:
     def _call(self, worker: _Worker, spec: FunctionSpec, payload: bytes, status: int,
               request_id: str) -> tuple[InvokeResult, bool]:
         """Run one invocation on an owned worker; returns the result and whether the worker stays warm."""
-        report = _Report(spec, request_id, status)
+        report = _Report(spec, request_id, status, worker.log_stream)
         if not worker.used:
             worker.used = True
             started = time.monotonic()
@@ -534,8 +531,8 @@ class LambdaRuntime:
 class _Report:
     """Assembles an InvokeResult and its log text the way AWS writes them."""
 
-    def __init__(self, spec: FunctionSpec, request_id: str, status: int):
-        self.spec, self.request_id, self.status = spec, request_id, status
+    def __init__(self, spec: FunctionSpec, request_id: str, status: int, log_stream: str):
+        self.spec, self.request_id, self.status, self.log_stream = spec, request_id, status, log_stream
         self.prefix = ""  # INIT_START and the init output, on a worker's first invocation
         self.init_ms: float | None = None
 
@@ -555,7 +552,7 @@ class _Report:
         text = (f"{self.prefix}START RequestId: {rid} Version: $LATEST\n{output}"
                 f"END RequestId: {rid}\n{report}\n")
         return InvokeResult(status=self.status, payload=payload, function_error=error, log=text,
-                            request_id=rid, duration_ms=duration_ms)
+                            request_id=rid, duration_ms=duration_ms, log_stream=self.log_stream)
 
     def timeout(self, worker: _Worker, duration_ms: float, limit_s: float) -> InvokeResult:
         worker.signal_kill()

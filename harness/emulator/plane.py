@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from harness.emulator import apicall, motoadapter as moto, records
 from harness.emulator.cloudtrail import EventHistory, logging_trails
 from harness.emulator.events import EventBus, cloudtrail_envelope, put_events_entries
-from harness.emulator.lambdas import FunctionSpec, InvokeResult, LambdaRuntime
+from harness.emulator.lambdas import FunctionSpec, InvalidRequestContent, InvokeResult, LambdaRuntime, UnsupportedRuntime
 
 log = logging.getLogger("gameday.plane")
 
@@ -207,10 +207,15 @@ class Plane:
         kind = headers.get("X-Amz-Invocation-Type", "RequestResponse")
         if kind == "DryRun":
             return 204, {}, b""
-        if kind == "Event":
-            self.runtime.invoke_async(spec, body or b"{}")
-            return 202, {"x-amzn-RequestId": secrets.token_hex(16)}, b""
-        result = self.runtime.invoke(spec, body or b"{}")
+        try:
+            if kind == "Event":
+                self.runtime.invoke_async(spec, body or b"{}")
+                return 202, {"x-amzn-RequestId": secrets.token_hex(16)}, b""
+            result = self.runtime.invoke(spec, body or b"{}")
+        except InvalidRequestContent as exc:
+            return _json_error(400, "InvalidRequestContentException", str(exc))
+        except UnsupportedRuntime as exc:
+            return _json_error(400, "InvalidRuntimeException", str(exc))
         out = {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": result.request_id,
                "Content-Type": "application/json"}
         if result.function_error:
@@ -224,9 +229,10 @@ class Plane:
     def _lambda_log(self, spec: FunctionSpec, request_id: str, result: InvokeResult) -> None:
         account = spec.arn.split(":")[4]
         day = datetime.now(timezone.utc).strftime("%Y/%m/%d")
-        stream = f"{day}/[$LATEST]{request_id.replace('-', '')[:32]}"
+        stream = result.log_stream or f"{day}/[$LATEST]{request_id.replace('-', '')[:32]}"
         now = int(time.time() * 1000)
-        lines = [(now, line) for line in result.log.splitlines() if line]
+        # An unhandled error is one log event whose lines are joined by \r, as in AWS: split on \n only.
+        lines = [(now, line) for line in result.log.split("\n") if line]
         if lines:
             moto.put_log_lines(f"/aws/lambda/{spec.name}", stream, lines, account_id=account,
                                region=spec.region, create_group=True)
