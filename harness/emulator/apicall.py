@@ -12,10 +12,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote, unquote_plus
 
 from botocore.loaders import Loader
 from botocore.model import OperationModel, ServiceModel, Shape
+from botocore.parsers import RpcV2CBORParser
 
 __all__ = ["ApiCall", "resolve", "operation_model", "service_info", "ServiceInfo", "preload"]
 
@@ -49,10 +50,6 @@ class ServiceInfo:
     endpoint_prefix: str
     protocols: tuple[str, ...]
     target_prefix: str | None
-
-    @property
-    def protocol(self) -> str:
-        return self.protocols[0] if self.protocols else "json"
 
 
 _IGNORED_PREFIXES = ("/moto-api", "/_gameday")
@@ -157,10 +154,13 @@ class _Route:
     operation: str
     path: re.Pattern
     labels: tuple[tuple[str, str, bool], ...]  # (regex group, member name, greedy)
-    query: tuple[tuple[str, str | None], ...]  # literal query keys of the template (value or None)
-    required_qs: tuple[str, ...]
+    needs: frozenset[str]  # query keys that must be present: template literals and required members
+    values: tuple[tuple[str, str], ...]  # template query literals with a fixed value (list-type=2)
     required_headers: tuple[str, ...]
     score: tuple
+
+
+_ANY = ""  # routes whose first path segment is a label
 
 
 class _Service:
@@ -168,34 +168,51 @@ class _Service:
         self.info = info
         self.model = model
         self.names = frozenset(model.operation_names)
-        self.routes: dict[str, list[_Route]] = {}
+        # method -> first literal path segment (or _ANY) -> routes, most specific first
+        self.routes: dict[str, dict[str, list[_Route]]] = {}
         if any(p.startswith("rest") for p in info.protocols):
+            flat: dict[str, list[tuple[str, _Route]]] = {}
             for name in model.operation_names:
-                route = _compile_route(model.operation_model(name))
-                if route is not None:
-                    self.routes.setdefault(route[0], []).append(route[1])
-            for routes in self.routes.values():
-                routes.sort(key=lambda r: r.score, reverse=True)
+                compiled = _compile_route(model.operation_model(name))
+                if compiled is not None:
+                    method, first, route = compiled
+                    flat.setdefault(method, []).append((first, route))
+            for method, items in flat.items():
+                items.sort(key=lambda fr: fr[1].score, reverse=True)
+                buckets: dict[str, list[_Route]] = {}
+                for first, route in items:
+                    buckets.setdefault(first, []).append(route)
+                self.routes[method] = buckets
 
     def op(self, name: str) -> OperationModel | None:
         return self.model.operation_model(name) if name in self.names else None
 
+    def candidates(self, method: str, path: str) -> list[_Route]:
+        buckets = self.routes.get(method)
+        if not buckets:
+            return []
+        first = path[1:].partition("/")[0]
+        literal, wild = buckets.get(first), buckets.get(_ANY)
+        if literal and wild:
+            return sorted(literal + wild, key=lambda r: r.score, reverse=True)
+        return literal or wild or []
+
     def match(self, method: str, path: str, query: dict[str, list[str]], headers: Mapping[str, str]):
-        for route in self.routes.get(method, ()):
+        keys = query.keys()
+        for route in self.candidates(method, path):
+            if not route.needs <= keys:
+                continue
+            if route.values and any(v not in query[k] for k, v in route.values):
+                continue
+            if route.required_headers and any(h not in headers for h in route.required_headers):
+                continue
             m = route.path.match(path)
-            if m is None:
-                continue
-            if any(k not in query or (v is not None and v not in query[k]) for k, v in route.query):
-                continue
-            if any(k not in query for k in route.required_qs):
-                continue
-            if any(h not in headers for h in route.required_headers):
-                continue
-            return route, m
+            if m is not None:
+                return route, m
         return None
 
 
-def _compile_route(op: OperationModel) -> tuple[str, _Route] | None:
+def _compile_route(op: OperationModel) -> tuple[str, str, _Route] | None:
     http = op.http or {}
     uri = http.get("requestUri")
     if not uri:
@@ -230,8 +247,12 @@ def _compile_route(op: OperationModel) -> tuple[str, _Route] | None:
     plain = sum(1 for _, _, greedy in labels if not greedy)
     weight = 2 * (literal_segments + len(query) + len(required_qs) + len(required_headers)) + plain
     score = (weight, not op.deprecated, len(uri))
-    return http.get("method", "POST").upper(), _Route(
-        op.name, re.compile("".join(pattern)), tuple(labels), query, required_qs, required_headers, score)
+    first = trimmed[1:].partition("/")[0]
+    first = _ANY if _LABEL.search(first) else first
+    route = _Route(op.name, re.compile("".join(pattern)), tuple(labels),
+                   frozenset([k for k, _ in query] + list(required_qs)),
+                   tuple((k, v) for k, v in query if v is not None), required_headers, score)
+    return http.get("method", "POST").upper(), first, route
 
 
 # -- resolve ---------------------------------------------------------------------------
@@ -252,12 +273,15 @@ def resolve(method: str, path: str, query: str, headers: Mapping[str, str], body
         scope = m.group(1).split("/")
     elif "X-Amz-Credential" in query:
         presigned = True
-        q = dict(parse_qsl(query, keep_blank_values=True))
+        q = dict(_pairs(query))
         scope = q.get("X-Amz-Credential", "").split("/")
     elif auth.startswith("AWS ") and ":" in auth:
-        # SigV2 survives only in old S3 clients; it carries no region.
+        # SigV2 survives only in S3 (old clients, boto3's default presigned URLs); it names no region.
         scope = [auth[4:].split(":", 1)[0], "", "us-east-1", "s3", "aws4_request"]
-    else:
+    elif "AWSAccessKeyId=" in query and "Signature=" in query:
+        presigned = True
+        scope = [dict(_pairs(query)).get("AWSAccessKeyId", ""), "", "us-east-1", "s3", "aws4_request"]
+    else:  # unsigned calls CloudTrail does log (STS AssumeRoleWithWebIdentity/SAML) are not recorded
         return None
     if len(scope) < 5:
         if len(scope) == 4:  # SigV4a: AKID/date/service/aws4_request, regions in X-Amz-Region-Set
@@ -273,7 +297,7 @@ def resolve(method: str, path: str, query: str, headers: Mapping[str, str], body
     host = h.get("host", "")
     common = dict(region=region, access_key_id=access_key, user_agent=h.get("user-agent", ""),
                   source_ip=remote_addr, host=host, status=status,
-                  bytes_in=len(body), bytes_out=len(response_body or b""), presigned=presigned)
+                  bytes_in=_content_length(h, body), bytes_out=len(response_body or b""), presigned=presigned)
     rh = {k.lower(): v for k, v in response_headers.items()}
 
     target = h.get("x-amz-target")
@@ -336,9 +360,15 @@ def resolve(method: str, path: str, query: str, headers: Mapping[str, str], body
                    error_code=error_code, error_message=error_message, request_id=request_id, **common)
 
 
+def _content_length(headers: Mapping[str, str], body: bytes) -> int:
+    # Chunked SigV4 uploads frame the payload; the decoded length is what S3 reports.
+    decoded = headers.get("x-amz-decoded-content-length")
+    return int(decoded) if decoded and decoded.isdigit() else len(body)
+
+
 def _route(candidates, method, path, query, headers, host):
     qs: dict[str, list[str]] = {}
-    for k, v in parse_qsl(query, keep_blank_values=True):
+    for k, v in _pairs(query):
         qs.setdefault(k, []).append(v)
     best = None
     for name in candidates:
@@ -353,7 +383,7 @@ def _route(candidates, method, path, query, headers, host):
         x_id = qs.get("x-id", [None])[0]
         found = None
         if x_id and x_id in svc.names:  # newer SDKs name the S3 operation outright
-            found = next(((r, m) for r in svc.routes.get(method, ()) if r.operation == x_id
+            found = next(((r, m) for r in svc.candidates(method, p) if r.operation == x_id
                           and (m := r.path.match(p))), None)
         found = found or svc.match(method, p, qs, headers)
         if found and (best is None or found[0].score > best[1].score):
@@ -378,13 +408,28 @@ def _json_object(body: bytes) -> dict:
     return value if isinstance(value, dict) else {}
 
 
+def _pairs(data: str) -> list[tuple[str, str]]:
+    # parse_qsl without its per-field overhead: this runs on every query-protocol call.
+    out = []
+    for part in data.split("&"):
+        if not part:
+            continue
+        k, _, v = part.partition("=")
+        if "%" in k or "+" in k:
+            k = unquote_plus(k)
+        if "%" in v or "+" in v:
+            v = unquote_plus(v)
+        out.append((k, v))
+    return out
+
+
 def _form(method: str, query: str, headers: Mapping[str, str], body: bytes):
     pairs: list[tuple[str, str]] = []
     if query and ("Action=" in query):
-        pairs.extend(parse_qsl(query, keep_blank_values=True))
+        pairs.extend(_pairs(query))
     ctype = headers.get("content-type", "")
     if body and "x-www-form-urlencoded" in ctype:
-        pairs.extend(parse_qsl(_text(body), keep_blank_values=True))
+        pairs.extend(_pairs(_text(body)))
     if not pairs:
         return None
     first = {}
@@ -505,6 +550,30 @@ def _unflatten(pairs) -> dict:
     return out if isinstance(out, dict) else {}
 
 
+_plan_cache: dict[int, tuple] = {}
+
+
+def _rest_plan(shape: Shape) -> tuple:
+    """Per input shape, once: where each member travels (querystring, header, header prefix)."""
+    plan = _plan_cache.get(id(shape))
+    if plan is None:
+        qs, hdr, prefixed = [], [], []
+        for name, m in shape.members.items():
+            ser = m.serialization
+            loc = ser.get("location")
+            if loc == "querystring" and m.type_name != "map":  # a map takes "all other" keys: unused here
+                qs.append((name, ser.get("name", name), m.type_name,
+                           m.member.type_name if m.type_name == "list" else None))
+            elif loc == "header":
+                hdr.append((name, ser.get("name", name).lower(), m.type_name))
+            elif loc == "headers":
+                prefixed.append((name, ser.get("name", "").lower()))
+            elif loc == "statusCode":
+                hdr.append((name, None, "statusCode"))
+        plan = _plan_cache[id(shape)] = (tuple(qs), tuple(hdr), tuple(prefixed))
+    return plan
+
+
 def _rest_params(op: OperationModel | None, match: re.Match, route: _Route, qs: dict[str, list[str]],
                  headers: Mapping[str, str], body: bytes, protocol: str) -> dict:
     params: dict = {}
@@ -513,26 +582,20 @@ def _rest_params(op: OperationModel | None, match: re.Match, route: _Route, qs: 
     shape = op.input_shape if op else None
     if shape is None:
         return params
+    in_qs, in_headers, in_prefixed = _rest_plan(shape)
+    for name, wire, type_name, item_type in in_qs:
+        values = qs.get(wire)
+        if values is not None:
+            params[name] = [_scalar(item_type, v) for v in values] if item_type else _scalar(type_name, values[-1])
+    for name, wire, type_name in in_headers:
+        value = headers.get(wire) if wire else None
+        if value is not None:
+            params[name] = value.split(",") if type_name == "list" else _scalar(type_name, value)
+    for name, prefix in in_prefixed:
+        found = {k[len(prefix):]: v for k, v in headers.items() if k.startswith(prefix)}
+        if found:
+            params[name] = found
     payload = shape.serialization.get("payload")
-    for name, m in shape.members.items():
-        ser = m.serialization
-        loc = ser.get("location")
-        if loc == "querystring":
-            if m.type_name == "map":
-                continue  # a querystring map takes "all other" keys; nothing in CloudTrail relies on it
-            values = qs.get(ser.get("name", name))
-            if values is not None:
-                params[name] = [_scalar(m.member.type_name, v) for v in values] if m.type_name == "list" \
-                    else _scalar(m.type_name, values[-1])
-        elif loc == "header":
-            value = headers.get(ser.get("name", name).lower())
-            if value is not None:
-                params[name] = value.split(",") if m.type_name == "list" else _scalar(m.type_name, value)
-        elif loc == "headers":
-            prefix = ser.get("name", "").lower()
-            found = {k[len(prefix):]: v for k, v in headers.items() if k.startswith(prefix)}
-            if found:
-                params[name] = found
     if payload:
         pm = shape.members[payload]
         if pm.type_name == "structure" and body:
@@ -551,8 +614,10 @@ def _rest_params(op: OperationModel | None, match: re.Match, route: _Route, qs: 
             params.setdefault(key, value)
     elif body and protocol == "rest-xml":
         try:
-            params.update(_xml_orgjson(ET.fromstring(body)) or {})
-        except (ET.ParseError, TypeError, ValueError):
+            parsed = _xml_orgjson(ET.fromstring(body))
+            if isinstance(parsed, dict):
+                params.update(parsed)
+        except ET.ParseError:
             pass
     return params
 
@@ -630,7 +695,7 @@ def _children(elem: ET.Element) -> dict[str, list[ET.Element]]:
 def _xml_shape(elem: ET.Element, shape: Shape) -> Any:
     """One XML element read through its botocore shape, keyed by member names."""
     t = shape.type_name
-    if t == "structure":
+    if t == "structure":  # members sent as XML attributes are not read
         idx = _children(elem)
         out: dict[str, Any] = {}
         for name, m in shape.members.items():
@@ -638,7 +703,7 @@ def _xml_shape(elem: ET.Element, shape: Shape) -> Any:
             if ser.get("location"):
                 continue
             key = ser.get("name", name)
-            flat = ser.get("flattened") or (m.type_name in ("list", "map") and m.serialization.get("flattened"))
+            flat = ser.get("flattened")
             if m.type_name == "list" and flat:
                 elems = idx.get(m.member.serialization.get("name", key)) or idx.get(key)
                 if elems:
@@ -673,6 +738,17 @@ def _xml_map(entries: list[ET.Element], shape: Shape) -> dict:
     return out
 
 
+def _request_id(root: ET.Element) -> str | None:
+    # EC2 puts <requestId> under the root; query services under <ResponseMetadata>.
+    for child in root:
+        tag = _local(child.tag)
+        if tag in ("requestId", "RequestId"):
+            return (child.text or "").strip()
+        if tag == "ResponseMetadata":
+            return _request_id(child)
+    return None
+
+
 def _find_text(root: ET.Element, *names: str) -> str | None:
     for el in root.iter():
         if _local(el.tag) in names:
@@ -703,7 +779,7 @@ def _response(protocol: str, op: OperationModel | None, headers: Mapping[str, st
         if not body:
             return None, None
         root = ET.fromstring(body)
-        rid = _find_text(root, "RequestId", "requestId")
+        rid = _request_id(root)
         if shape is None:
             return None, rid
         if protocol == "query":
@@ -735,14 +811,13 @@ def _response(protocol: str, op: OperationModel | None, headers: Mapping[str, st
 
 def _rest_out_headers(shape: Shape, headers: Mapping[str, str], status: int) -> dict:
     out = {}
-    for name, m in shape.members.items():
-        loc = m.serialization.get("location")
-        if loc == "header":
-            value = headers.get(m.serialization.get("name", name).lower())
-            if value is not None:
-                out[name] = _scalar(m.type_name, value)
-        elif loc == "statusCode":
+    for name, wire, type_name in _rest_plan(shape)[1]:
+        if wire is None:
             out[name] = status
+        else:
+            value = headers.get(wire)
+            if value is not None:
+                out[name] = _scalar(type_name, value)
     return out
 
 
@@ -774,8 +849,6 @@ def _error(protocol: str, headers: Mapping[str, str], body: bytes) -> tuple[str 
 
 
 def _cbor(body: bytes) -> Any:
-    from botocore.parsers import RpcV2CBORParser
-
     try:
         return RpcV2CBORParser().parse_data_item(io.BufferedReader(io.BytesIO(body)))
     except Exception:  # botocore raises its own parser errors; undecodable stays empty
@@ -783,6 +856,7 @@ def _cbor(body: bytes) -> Any:
 
 
 def _jsonable(value: Any) -> Any:
+    # CBOR timestamps become ISO strings and blobs base64, so params stay JSON-serialisable.
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list):

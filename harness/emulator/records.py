@@ -12,7 +12,8 @@ from harness.emulator.apicall import ApiCall, operation_model, service_info
 
 __all__ = [
     "build_record", "classify", "is_read_only", "event_name", "event_source",
-    "iam_user_identity", "assumed_role_identity", "root_identity", "HIDDEN",
+    "iam_user_identity", "assumed_role_identity", "root_identity", "request_parameters", "response_elements",
+    "HIDDEN",
 ]
 
 HIDDEN = "HIDDEN_DUE_TO_SECURITY_REASONS"
@@ -110,6 +111,15 @@ _EC2_EMPTY_LISTS = {
     "RevokeSecurityGroupEgress": ("ipPermissions",),
     "RunInstances": ("blockDeviceMapping",),
 }
+# EC2 logs item sets under its internal names, which the API model does not carry: the common ones.
+_EC2_SET_NAMES = {
+    "InstanceIds": ("instancesSet", "instanceId"),
+    "SecurityGroupIds": ("groupSet", "groupId"),
+    "Filters": ("filterSet", None),
+    "Values": ("valueSet", "value"),
+}
+# ...and shows a permission's absent lists as empty objects.
+_EC2_EMPTY_MEMBERS = {"IpPermission": ("groups", "ipRanges", "ipv6Ranges", "prefixListIds")}
 # Newer EC2 APIs log the raw request/response documents instead of EC2's item-set form.
 _EC2_RAW_STYLE = frozenset({"CreateFlowLogs", "DeleteFlowLogs"})
 _EC2_XMLNS = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -200,7 +210,7 @@ def classify(call: ApiCall) -> str | None:
 
 
 def is_read_only(call: ApiCall) -> bool:
-    """CloudTrail's readOnly flag."""
+    """CloudTrail's readOnly flag (by name prefix plus a table; AWS decides per API, so edge cases may differ)."""
     return call.operation.startswith(_READ_PREFIXES) or call.operation in _READ_ONLY_ALSO.get(call.service, ())
 
 
@@ -228,7 +238,7 @@ def build_record(call: ApiCall, *, user_identity: dict, account_id: str, event_t
         record["errorMessage"] = call.error_message or ""
     record["requestParameters"] = request_parameters(call, op)
     record["responseElements"] = response_elements(call, op, read_only)
-    if call.service == "s3":
+    if call.service == "s3":  # x-amz-id-2 is left out: the embedded S3 has no host ids
         record["additionalEventData"] = {
             "SignatureVersion": "SigV4",
             "CipherSuite": _TLS["cipherSuite"],
@@ -247,6 +257,7 @@ def build_record(call: ApiCall, *, user_identity: dict, account_id: str, event_t
     record["recipientAccountId"] = account_id
     record["eventCategory"] = category
     record["tlsDetails"] = {**_TLS, "clientProvidedHostHeader": _real_host(call)}
+    # Not emitted, for want of the feature: apiVersion, invokedBy, vpcEndpointId, sharedEventID, sessionCredentialFromConsole.
     return record
 
 
@@ -380,7 +391,7 @@ def _ec2_key(name: str, shape: Shape | None) -> str:
     return _lc(name)
 
 
-def _ec2(value: Any, shape: Shape | None, service: str, *, response: bool = False) -> Any:
+def _ec2(value: Any, shape: Shape | None, service: str, *, response: bool = False, item: str | None = None) -> Any:
     """EC2 style: wire names, lists wrapped as {"items": [...]}."""
     if _sensitive(shape) and value not in (None, "", [], {}):
         return HIDDEN
@@ -389,18 +400,27 @@ def _ec2(value: Any, shape: Shape | None, service: str, *, response: bool = Fals
         if t == "map":
             return {k: _ec2(v, shape.value, service) for k, v in value.items()}
         members = shape.members if t == "structure" else {}
-        return {_ec2_key(k, members.get(k)): _ec2(v, members.get(k), service) for k, v in value.items()}
+        out = {}
+        for k, v in value.items():
+            m = members.get(k)
+            named = _EC2_SET_NAMES.get(k) if not response else None
+            out[named[0] if named else _ec2_key(k, m)] = _ec2(v, m, service, response=response, item=named and named[1])
+        if not response and shape is not None:
+            for key in _EC2_EMPTY_MEMBERS.get(shape.name, ()):
+                out.setdefault(key, {})
+        return out
     if isinstance(value, list):
         member = shape.member if t == "list" else None
         items = []
         for v in value:
             if isinstance(v, dict) or member is None or member.type_name in ("structure", "map"):
-                items.append(_ec2(v, member, service))
+                items.append(_ec2(v, member, service, response=response))
             else:
-                # Scalar lists become one-key items; EC2's internal names (groupSet...) are not derivable.
-                name = member.serialization.get("name") or shape.serialization.get("name") or "value"
-                items.append({_lc(name if name != "item" else shape.serialization.get("name", "value")):
-                              _ec2(v, member, service)})
+                # Scalar lists become one-key items named after the element.
+                name = item or member.serialization.get("name") or shape.serialization.get("name") or "value"
+                if name == "item":
+                    name = shape.serialization.get("name", "value")
+                items.append({_lc(name): _ec2(v, member, service)})
         return {"items": items}
     if t == "timestamp":
         return _timestamp(value, service)
@@ -448,6 +468,7 @@ def _ec2_raw_response(response: dict, shape: Shape | None) -> dict:
 
 
 def _s3_host(bucket: str | None, region: str) -> str:
+    # As botocore addresses S3: the global endpoint from us-east-1, regional ones elsewhere.
     base = "s3.amazonaws.com" if region == "us-east-1" else f"s3.{region}.amazonaws.com"
     return f"{bucket}.{base}" if bucket else base
 
