@@ -23,8 +23,8 @@ from harness.scenario import Scenario
 from harness.sink import Notification, Sink
 from harness.sla import SlaClock
 
-# How long past an SLA we keep looking, to tell "late" from "missing" (a multiple of the SLA).
-LATE_GRACE = 1.5
+# How long past an SLA we keep looking, to tell "late" from "missing" (a fraction of the SLA).
+LATE_GRACE = 0.5
 # AWS seconds allowed for the target to settle back to steady state after revert (eventual consistency).
 SETTLE_AWS_S = 30.0
 
@@ -78,8 +78,8 @@ class GameDay:
     def expect_notification(self, matching: dict[str, Any], *, within: float | None = None) -> Notification:
         """A notification about the fault reaches the sink within the detection SLA (AWS seconds)."""
         limit = within if within is not None else self.scenario.detect_within
-        what = "notification about " + ", ".join(f"{k}={v}" for k, v in matching.items())
-        with reporting.phase(f"detect: {what} within {limit:g} s"):
+        what = ", ".join(f"{k}={v}" for k, v in matching.items())
+        with reporting.phase(f"detect: notification about {what} within {limit:g} s"):
             found = self._poll_until(lambda: next((n for n in self.sink.receive() if n.matches(matching)), None),
                                      limit, what)
             if found is None:
@@ -105,7 +105,7 @@ class GameDay:
             seen = self._poll_until(restored, limit, probe.description)
             if seen is None:
                 _, evidence = self._observe(probe)
-                raise RemediationMissing(f"{probe.description} ({evidence}){self._function_errors()}",
+                raise RemediationMissing(f"'{probe.description}' (last seen: {evidence}){self._function_errors()}",
                                          limit, self.clock.wall_limit(limit))
             at, evidence = seen
             self.clock.remediated(at)

@@ -48,10 +48,10 @@ def start_session(settings: Settings, *, port: int = 0) -> Session:
             desired = desired_state(account_id=backend.account_id, region=backend.region,
                                     prefix=settings.stack_prefix, sabotage=settings.sabotage)
             try:
-                deploy(backend.client, desired)
+                # The report's outputs carry the backend's own queue URL (moto and LocalStack differ from AWS's).
+                stack = deploy(backend.client, desired).outputs
             except Exception as exc:
                 raise HarnessBroken(f"deploying the reference stack failed: {exc}") from exc
-            stack = desired.outputs()
             deployed = True
         return Session(settings, backend, stack, journal, uuid.uuid4().hex[:12], deployed)
     except BaseException:

@@ -1,0 +1,595 @@
+"""Converge a backend to the reference stack's desired state with plain boto3, and tear it down."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import io
+import json
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+from harness.stack.desired import DesiredState, Function, Role, Rule, StackOutputs, Trail
+
+ClientFactory = Callable[[str], Any]
+
+CREATED = "created"
+UPDATED = "updated"
+UNCHANGED = "unchanged"
+DELETED = "deleted"
+ABSENT = "absent"
+_RANK = {None: 0, UNCHANGED: 1, ABSENT: 1, UPDATED: 2, CREATED: 3, DELETED: 3}
+
+# IAM is eventually consistent: a role created or changed seconds ago can be refused for about a minute.
+IAM_PROPAGATION_DEADLINE = 120.0
+IAM_PROPAGATION_WAIT = 3.0
+# SQS refuses a queue name for 60 seconds after DeleteQueue.
+QUEUE_RECREATE_DEADLINE = 90.0
+QUEUE_RECREATE_WAIT = 5.0
+FUNCTION_WAITER = {"Delay": 2, "MaxAttempts": 150}
+
+_LAMBDA_ROLE_NOT_READY = (("InvalidParameterValueException", "cannot be assumed by Lambda"),)
+_TRAIL_ROLE_NOT_READY = (
+    ("InvalidCloudWatchLogsRoleArnException", "Access denied"),
+    ("InvalidCloudWatchLogsLogGroupArnException", "Access denied"),
+)
+_QUEUE_DELETED_RECENTLY = (
+    ("AWS.SimpleQueueService.QueueDeletedRecently", ""),
+    ("QueueDeletedRecently", ""),
+)
+_NO_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+
+# CreateTrail parameter -> the GetTrail field that reports it.
+TRAIL_SETTINGS = {
+    "S3BucketName": "S3BucketName",
+    "IsMultiRegionTrail": "IsMultiRegionTrail",
+    "IncludeGlobalServiceEvents": "IncludeGlobalServiceEvents",
+    "EnableLogFileValidation": "LogFileValidationEnabled",
+    "CloudWatchLogsLogGroupArn": "CloudWatchLogsLogGroupArn",
+    "CloudWatchLogsRoleArn": "CloudWatchLogsRoleArn",
+}
+
+
+class DeployError(RuntimeError):
+    """The backend holds something the stack cannot converge (a name owned elsewhere, a refused entry)."""
+
+
+@dataclass
+class DeployReport:
+    """Per resource (logical id) "created", "updated", "unchanged", "deleted" or "absent", plus each change made."""
+
+    resources: dict[str, str] = field(default_factory=dict)
+    changes: list[str] = field(default_factory=list)
+    outputs: StackOutputs | None = None
+
+    @property
+    def changed(self) -> bool:
+        return any(status not in (UNCHANGED, ABSENT) for status in self.resources.values())
+
+    def note(self, resource: str, status: str, change: str | None = None) -> None:
+        if _RANK[status] >= _RANK[self.resources.get(resource)]:
+            self.resources[resource] = status
+        if change:
+            self.changes.append(change)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{resource}: {status}" for resource, status in self.resources.items())
+
+
+def deploy(client: ClientFactory, desired: DesiredState) -> DeployReport:
+    """Create what is missing, update what drifted, remove what the desired state lacks; touch nothing else."""
+    aws = functools.cache(client)
+    report = DeployReport()
+    log_role_changed = _ensure_role(aws("iam"), desired.log_role, report, "log_role")
+    _ensure_log_group(aws("logs"), desired, report)
+    _ensure_bucket(aws("s3"), desired, report)
+    _ensure_trail(aws("cloudtrail"), desired, report, role_changed=log_role_changed)
+    _ensure_topic(aws("sns"), desired, report)
+    queue_url = _ensure_queue(aws("sqs"), desired, report)
+    _ensure_subscription(aws("sns"), desired, report)
+    if desired.function is not None:
+        role_changed = _ensure_role(aws("iam"), desired.function.role, report, "function_role")
+        _ensure_function(aws("lambda"), desired.function, report, role_changed=role_changed)
+        _ensure_permission(aws("lambda"), desired.function, report)
+    _ensure_rule(aws("events"), desired.rule, report)
+    if desired.function is None:
+        lam = aws("lambda")
+        if _exists(lambda: lam.get_function_configuration(FunctionName=desired.names.function)):
+            lam.delete_function(FunctionName=desired.names.function)
+            report.note("function", DELETED, f"DeleteFunction {desired.names.function}")
+        iam = aws("iam")
+        if _exists(lambda: iam.get_role(RoleName=desired.names.function_role)):
+            _delete_role(iam, desired.names.function_role, report, "function_role")
+    report.outputs = replace(desired.outputs(), sink_queue_url=queue_url)
+    return report
+
+
+def teardown(client: ClientFactory, desired: DesiredState) -> DeployReport:
+    """Remove everything the stack's names own, whatever the sabotage mode; already-missing parts are "absent"."""
+    aws = functools.cache(client)
+    names = desired.names
+    report = DeployReport()
+    ev, lam, logs, iam = aws("events"), aws("lambda"), aws("logs"), aws("iam")
+    sns, sqs, ct, s3 = aws("sns"), aws("sqs"), aws("cloudtrail"), aws("s3")
+
+    def rule() -> None:
+        ids = [t["Id"] for t in _paginate(ev, "list_targets_by_rule", "Targets", Rule=names.rule)]
+        if ids:
+            ev.remove_targets(Rule=names.rule, Ids=ids)
+        ev.delete_rule(Name=names.rule)
+
+    _delete(report, "rule", f"DeleteRule {names.rule}", rule, "ResourceNotFoundException")
+    _delete(report, "function", f"DeleteFunction {names.function}",
+            lambda: lam.delete_function(FunctionName=names.function), "ResourceNotFoundException")
+    _delete(report, "function_logs", f"DeleteLogGroup {names.function_log_group}",
+            lambda: logs.delete_log_group(logGroupName=names.function_log_group), "ResourceNotFoundException")
+    for key, role_name in (("function_role", names.function_role), ("log_role", names.log_role)):
+        if _exists(lambda: iam.get_role(RoleName=role_name)):
+            _delete_role(iam, role_name, report, key)
+        else:
+            report.note(key, ABSENT)
+
+    def subscription() -> None:
+        subs = [
+            s for s in _paginate(sns, "list_subscriptions_by_topic", "Subscriptions", TopicArn=desired.topic.arn)
+            if s["Protocol"] == desired.subscription.protocol and s["Endpoint"] == desired.subscription.endpoint
+        ]
+        if not subs:
+            raise _not_found("NotFound")
+        for sub in subs:
+            sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+
+    _delete(report, "subscription", f"Unsubscribe {desired.queue.name}", subscription, "NotFound")
+    _delete(report, "queue", f"DeleteQueue {names.queue}",
+            lambda: sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=names.queue)["QueueUrl"]), *_NO_QUEUE)
+
+    def topic() -> None:
+        sns.get_topic_attributes(TopicArn=desired.topic.arn)  # DeleteTopic succeeds on a missing topic
+        sns.delete_topic(TopicArn=desired.topic.arn)
+
+    _delete(report, "topic", f"DeleteTopic {names.topic}", topic, "NotFound")
+
+    def trail() -> None:
+        ct.get_trail(Name=names.trail)  # moto's DeleteTrail succeeds on a missing trail
+        ct.delete_trail(Name=names.trail)
+
+    _delete(report, "trail", f"DeleteTrail {names.trail}", trail, "TrailNotFoundException")
+    _delete(report, "log_group", f"DeleteLogGroup {names.log_group}",
+            lambda: logs.delete_log_group(logGroupName=names.log_group), "ResourceNotFoundException")
+    _delete(report, "bucket", f"DeleteBucket {names.bucket}", lambda: _delete_bucket(s3, names.bucket),
+            "NoSuchBucket", "404")
+    return report
+
+
+def function_zip(module_path: Path) -> bytes:
+    """A deterministic zip (fixed timestamps and modes, sorted, stored) so CodeSha256 only moves with the code."""
+    path = Path(module_path)
+    if path.is_dir():
+        files = sorted(
+            (p.relative_to(path).as_posix(), p)
+            for p in path.rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        )
+    else:
+        files = [(path.name, path)]
+    buffer = io.BytesIO()
+    # Stored, not deflated: the bytes then do not depend on the zlib version of the machine deploying.
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, file in files:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o100644 << 16
+            info.create_system = 3
+            archive.writestr(info, file.read_bytes())
+    return buffer.getvalue()
+
+
+def code_sha256(code: bytes) -> str:
+    """The CodeSha256 Lambda reports for a zip."""
+    return base64.b64encode(hashlib.sha256(code).digest()).decode()
+
+
+def _ensure_role(iam: Any, role: Role, report: DeployReport, key: str) -> bool:
+    try:
+        current = iam.get_role(RoleName=role.name)["Role"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchEntity":
+            raise
+        iam.create_role(RoleName=role.name, AssumeRolePolicyDocument=json.dumps(role.trust_policy))
+        report.note(key, CREATED, f"CreateRole {role.name}")
+        inline, attached = set(), []
+    else:
+        report.note(key, UNCHANGED)
+        if not same_policy(current["AssumeRolePolicyDocument"], role.trust_policy):
+            iam.update_assume_role_policy(RoleName=role.name, PolicyDocument=json.dumps(role.trust_policy))
+            report.note(key, UPDATED, f"UpdateAssumeRolePolicy {role.name}")
+        inline = set(_paginate(iam, "list_role_policies", "PolicyNames", RoleName=role.name))
+        attached = list(_paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=role.name))
+    for name, document in role.inline_policies.items():
+        if name in inline:
+            stored = iam.get_role_policy(RoleName=role.name, PolicyName=name)["PolicyDocument"]
+            if same_policy(stored, document):
+                continue
+        iam.put_role_policy(RoleName=role.name, PolicyName=name, PolicyDocument=json.dumps(document))
+        report.note(key, UPDATED, f"PutRolePolicy {role.name}/{name}")
+    for name in sorted(inline - set(role.inline_policies)):
+        iam.delete_role_policy(RoleName=role.name, PolicyName=name)
+        report.note(key, UPDATED, f"DeleteRolePolicy {role.name}/{name}")
+    for policy in attached:
+        iam.detach_role_policy(RoleName=role.name, PolicyArn=policy["PolicyArn"])
+        report.note(key, UPDATED, f"DetachRolePolicy {role.name} {policy['PolicyArn']}")
+    return report.resources[key] != UNCHANGED
+
+
+def _ensure_log_group(logs: Any, desired: DesiredState, report: DeployReport) -> None:
+    group = desired.log_group
+    found = [
+        g for g in _paginate(logs, "describe_log_groups", "logGroups", logGroupNamePrefix=group.name)
+        if g["logGroupName"] == group.name
+    ]
+    if found:
+        report.note("log_group", UNCHANGED)
+        retention = found[0].get("retentionInDays")
+    else:
+        logs.create_log_group(logGroupName=group.name)
+        report.note("log_group", CREATED, f"CreateLogGroup {group.name}")
+        retention = None
+    if retention != group.retention_days:
+        logs.put_retention_policy(logGroupName=group.name, retentionInDays=group.retention_days)
+        report.note("log_group", UPDATED, f"PutRetentionPolicy {group.name} {group.retention_days}")
+
+
+def _ensure_bucket(s3: Any, desired: DesiredState, report: DeployReport) -> None:
+    bucket = desired.bucket
+    try:
+        s3.head_bucket(Bucket=bucket.name, ExpectedBucketOwner=desired.account_id)
+    except ClientError as exc:
+        if _code(exc) == "403":
+            raise DeployError(f"bucket {bucket.name} exists but this account does not own it") from exc
+        if _code(exc) not in ("404", "NoSuchBucket"):
+            raise
+        location = {} if desired.region == "us-east-1" else {
+            "CreateBucketConfiguration": {"LocationConstraint": desired.region}
+        }
+        s3.create_bucket(Bucket=bucket.name, **location)
+        report.note("bucket", CREATED, f"CreateBucket {bucket.name}")
+        stored = None
+    else:
+        report.note("bucket", UNCHANGED)
+        try:
+            stored = s3.get_bucket_policy(Bucket=bucket.name)["Policy"]
+        except ClientError as exc:
+            if _code(exc) != "NoSuchBucketPolicy":
+                raise
+            stored = None
+    if stored is None or not same_policy(stored, bucket.policy):
+        s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(bucket.policy))
+        report.note("bucket", UPDATED, f"PutBucketPolicy {bucket.name}")
+
+
+def _ensure_trail(ct: Any, desired: DesiredState, report: DeployReport, *, role_changed: bool) -> None:
+    trail: Trail = desired.trail
+    params = trail.create_params()
+    try:
+        current = ct.get_trail(Name=trail.name)["Trail"]
+    except ClientError as exc:
+        if _code(exc) != "TrailNotFoundException":
+            raise
+        _while_iam_propagates(lambda: ct.create_trail(**params), role_changed, _TRAIL_ROLE_NOT_READY)
+        report.note("trail", CREATED, f"CreateTrail {trail.name}")
+    else:
+        home = current.get("HomeRegion", desired.region)
+        if home != desired.region:
+            raise DeployError(f"trail {trail.name} already exists with home region {home}, not {desired.region}")
+        report.note("trail", UNCHANGED)
+        drifted = [param for param, key in TRAIL_SETTINGS.items() if current.get(key) != params[param]]
+        if drifted:
+            _while_iam_propagates(lambda: ct.update_trail(**params), role_changed, _TRAIL_ROLE_NOT_READY)
+            report.note("trail", UPDATED, f"UpdateTrail {trail.name} ({', '.join(drifted)})")
+    if not _same_selectors(ct.get_event_selectors(TrailName=trail.name), trail.event_selectors):
+        ct.put_event_selectors(TrailName=trail.name, EventSelectors=list(trail.event_selectors))
+        report.note("trail", UPDATED, f"PutEventSelectors {trail.name}")
+    if not ct.get_trail_status(Name=trail.name)["IsLogging"]:
+        ct.start_logging(Name=trail.name)
+        report.note("trail", UPDATED, f"StartLogging {trail.name}")
+
+
+def _same_selectors(answer: dict[str, Any], desired: tuple[dict[str, Any], ...]) -> bool:
+    basic = answer.get("EventSelectors") or []  # empty when advanced selectors replaced them
+
+    def normal(selector: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ReadWriteType": selector.get("ReadWriteType", "All"),
+            "IncludeManagementEvents": selector.get("IncludeManagementEvents", True),
+            "DataResources": _normalise(selector.get("DataResources", [])),
+            "ExcludeManagementEventSources": sorted(selector.get("ExcludeManagementEventSources", [])),
+        }
+
+    return bool(basic) and [normal(s) for s in basic] == [normal(s) for s in desired]
+
+
+def _ensure_topic(sns: Any, desired: DesiredState, report: DeployReport) -> None:
+    topic = desired.topic
+    try:
+        stored = sns.get_topic_attributes(TopicArn=topic.arn)["Attributes"].get("Policy")
+    except ClientError as exc:
+        if _code(exc) != "NotFound":
+            raise
+        arn = sns.create_topic(Name=topic.name, Attributes={"Policy": json.dumps(topic.policy)})["TopicArn"]
+        if arn != topic.arn:
+            raise DeployError(f"CreateTopic returned {arn}, expected {topic.arn}")
+        report.note("topic", CREATED, f"CreateTopic {topic.name}")
+        return
+    report.note("topic", UNCHANGED)
+    if not stored or not same_policy(stored, topic.policy):
+        sns.set_topic_attributes(TopicArn=topic.arn, AttributeName="Policy", AttributeValue=json.dumps(topic.policy))
+        report.note("topic", UPDATED, f"SetTopicAttributes {topic.name} Policy")
+
+
+def _ensure_queue(sqs: Any, desired: DesiredState, report: DeployReport) -> str:
+    queue = desired.queue
+    try:
+        url = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
+    except ClientError as exc:
+        if _code(exc) not in _NO_QUEUE:
+            raise
+        attributes = {"Policy": json.dumps(queue.policy)}
+        create = functools.partial(sqs.create_queue, QueueName=queue.name, Attributes=attributes)
+        url = _retrying(_QUEUE_DELETED_RECENTLY, QUEUE_RECREATE_DEADLINE, QUEUE_RECREATE_WAIT)(create)["QueueUrl"]
+        report.note("queue", CREATED, f"CreateQueue {queue.name}")
+        return url
+    report.note("queue", UNCHANGED)
+    stored = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {}).get("Policy")
+    if not stored or not same_policy(stored, queue.policy):
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(queue.policy)})
+        report.note("queue", UPDATED, f"SetQueueAttributes {queue.name} Policy")
+    return url
+
+
+def _ensure_subscription(sns: Any, desired: DesiredState, report: DeployReport) -> None:
+    sub = desired.subscription
+    raw = "true" if sub.raw_message_delivery else "false"
+    found = [
+        s for s in _paginate(sns, "list_subscriptions_by_topic", "Subscriptions", TopicArn=sub.topic_arn)
+        if s["Protocol"] == sub.protocol and s["Endpoint"] == sub.endpoint
+    ]
+    if not found:
+        sns.subscribe(
+            TopicArn=sub.topic_arn,
+            Protocol=sub.protocol,
+            Endpoint=sub.endpoint,
+            Attributes={"RawMessageDelivery": raw},
+            ReturnSubscriptionArn=True,
+        )
+        report.note("subscription", CREATED, f"Subscribe {sub.protocol} {sub.endpoint}")
+        return
+    report.note("subscription", UNCHANGED)
+    arn = found[0]["SubscriptionArn"]
+    attributes = sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+    if attributes.get("RawMessageDelivery", "false") != raw:
+        sns.set_subscription_attributes(SubscriptionArn=arn, AttributeName="RawMessageDelivery", AttributeValue=raw)
+        report.note("subscription", UPDATED, f"SetSubscriptionAttributes {arn} RawMessageDelivery={raw}")
+
+
+def _ensure_function(lam: Any, fn: Function, report: DeployReport, *, role_changed: bool) -> None:
+    code = function_zip(fn.source)
+    configuration = {
+        "Runtime": fn.runtime,
+        "Handler": fn.handler,
+        "Timeout": fn.timeout,
+        "Role": fn.role.arn,
+        "Environment": {"Variables": dict(fn.environment)},
+    }
+    try:
+        current = lam.get_function_configuration(FunctionName=fn.name)
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        create = functools.partial(lam.create_function, FunctionName=fn.name, Code={"ZipFile": code}, **configuration)
+        _while_iam_propagates(create, role_changed, _LAMBDA_ROLE_NOT_READY)
+        lam.get_waiter("function_active_v2").wait(FunctionName=fn.name, WaiterConfig=FUNCTION_WAITER)
+        report.note("function", CREATED, f"CreateFunction {fn.name}")
+        return
+    report.note("function", UNCHANGED)
+    if current.get("LastUpdateStatus") == "InProgress":
+        lam.get_waiter("function_updated_v2").wait(FunctionName=fn.name, WaiterConfig=FUNCTION_WAITER)
+    if current.get("CodeSha256") != code_sha256(code):
+        lam.update_function_code(FunctionName=fn.name, ZipFile=code)
+        lam.get_waiter("function_updated_v2").wait(FunctionName=fn.name, WaiterConfig=FUNCTION_WAITER)
+        report.note("function", UPDATED, f"UpdateFunctionCode {fn.name}")
+    stored = {
+        "Runtime": current.get("Runtime"),
+        "Handler": current.get("Handler"),
+        "Timeout": current.get("Timeout"),
+        "Role": current.get("Role"),
+        "Environment": {"Variables": current.get("Environment", {}).get("Variables", {})},
+    }
+    drifted = [key for key in configuration if stored[key] != configuration[key]]
+    if drifted:
+        update = functools.partial(lam.update_function_configuration, FunctionName=fn.name, **configuration)
+        _while_iam_propagates(update, role_changed, _LAMBDA_ROLE_NOT_READY)
+        lam.get_waiter("function_updated_v2").wait(FunctionName=fn.name, WaiterConfig=FUNCTION_WAITER)
+        report.note("function", UPDATED, f"UpdateFunctionConfiguration {fn.name} ({', '.join(drifted)})")
+
+
+def _ensure_permission(lam: Any, fn: Function, report: DeployReport) -> None:
+    perm = fn.permission
+    wanted = {
+        "Sid": perm.statement_id,
+        "Effect": "Allow",
+        "Principal": {"Service": perm.principal},
+        "Action": perm.action,
+        "Resource": fn.arn,
+        "Condition": {"ArnLike": {"AWS:SourceArn": perm.source_arn}},
+    }
+    try:
+        statements = json.loads(lam.get_policy(FunctionName=fn.name)["Policy"]).get("Statement", [])
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        statements = []
+    found = [s for s in statements if s.get("Sid") == perm.statement_id]
+    if found and all(same_policy(s, wanted) for s in found):
+        report.note("permission", UNCHANGED)
+        return
+    for _ in found:
+        lam.remove_permission(FunctionName=fn.name, StatementId=perm.statement_id)
+    lam.add_permission(
+        FunctionName=fn.name,
+        StatementId=perm.statement_id,
+        Action=perm.action,
+        Principal=perm.principal,
+        SourceArn=perm.source_arn,
+    )
+    report.note("permission", UPDATED if found else CREATED, f"AddPermission {fn.name} {perm.statement_id}")
+
+
+def _ensure_rule(ev: Any, rule: Rule, report: DeployReport) -> None:
+    settings = {
+        "Name": rule.name,
+        "EventBusName": rule.event_bus,
+        "EventPattern": json.dumps(rule.pattern),
+        "State": rule.state,
+        "Description": rule.description,
+    }
+    try:
+        current = ev.describe_rule(Name=rule.name, EventBusName=rule.event_bus)
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        ev.put_rule(**settings)
+        report.note("rule", CREATED, f"PutRule {rule.name}")
+        targets = []
+    else:
+        report.note("rule", UNCHANGED)
+        drifted = []
+        if json.loads(current.get("EventPattern") or "null") != rule.pattern:
+            drifted.append("EventPattern")
+        if current.get("State") != rule.state:
+            drifted.append("State")
+        if current.get("Description", "") != rule.description:
+            drifted.append("Description")
+        if drifted:
+            ev.put_rule(**settings)
+            report.note("rule", UPDATED, f"PutRule {rule.name} ({', '.join(drifted)})")
+        targets = list(_paginate(ev, "list_targets_by_rule", "Targets", Rule=rule.name, EventBusName=rule.event_bus))
+    wanted = {t.id: {"Id": t.id, "Arn": t.arn} for t in rule.targets}
+    stored = {t["Id"]: t for t in targets}
+    extra = sorted(set(stored) - set(wanted))
+    if extra:
+        _check_entries(ev.remove_targets(Rule=rule.name, EventBusName=rule.event_bus, Ids=extra), "RemoveTargets")
+        report.note("rule", UPDATED, f"RemoveTargets {rule.name} ({', '.join(extra)})")
+    put = [target for target_id, target in wanted.items() if stored.get(target_id) != target]
+    if put:
+        _check_entries(ev.put_targets(Rule=rule.name, EventBusName=rule.event_bus, Targets=put), "PutTargets")
+        report.note("rule", UPDATED, f"PutTargets {rule.name} ({', '.join(t['Id'] for t in put)})")
+
+
+def _check_entries(answer: dict[str, Any], operation: str) -> None:
+    if answer.get("FailedEntryCount"):
+        raise DeployError(f"{operation} refused entries: {answer.get('FailedEntries')}")
+
+
+def _delete_role(iam: Any, name: str, report: DeployReport, key: str) -> None:
+    for policy in _paginate(iam, "list_role_policies", "PolicyNames", RoleName=name):
+        iam.delete_role_policy(RoleName=name, PolicyName=policy)
+    for policy in _paginate(iam, "list_attached_role_policies", "AttachedPolicies", RoleName=name):
+        iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
+    iam.delete_role(RoleName=name)
+    report.note(key, DELETED, f"DeleteRole {name}")
+
+
+def _delete_bucket(s3: Any, name: str) -> None:
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        objects = [
+            {"Key": o["Key"], "VersionId": o["VersionId"]}
+            for o in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        for start in range(0, len(objects), 1000):
+            s3.delete_objects(Bucket=name, Delete={"Objects": objects[start:start + 1000], "Quiet": True})
+    s3.delete_bucket(Bucket=name)
+
+
+def _delete(report: DeployReport, key: str, change: str, remove: Callable[[], Any], *missing: str) -> None:
+    try:
+        remove()
+    except ClientError as exc:
+        if _code(exc) not in missing:
+            raise
+        report.note(key, ABSENT)
+    else:
+        report.note(key, DELETED, change)
+
+
+def _exists(read: Callable[[], Any]) -> bool:
+    try:
+        read()
+    except ClientError as exc:
+        if _code(exc) in ("ResourceNotFoundException", "NoSuchEntity"):
+            return False
+        raise
+    return True
+
+
+def _while_iam_propagates(call: Callable[[], Any], role_changed: bool, errors: tuple[tuple[str, str], ...]) -> Any:
+    if not role_changed:  # an old role that is refused is a real misconfiguration: fail fast
+        return call()
+    return _retrying(errors, IAM_PROPAGATION_DEADLINE, IAM_PROPAGATION_WAIT)(call)
+
+
+def _retrying(errors: tuple[tuple[str, str], ...], deadline: float, wait: float) -> Retrying:
+    def transient(exc: BaseException) -> bool:
+        return isinstance(exc, ClientError) and any(
+            _code(exc) == code and text in exc.response.get("Error", {}).get("Message", "") for code, text in errors
+        )
+
+    return Retrying(
+        retry=retry_if_exception(transient), stop=stop_after_delay(deadline), wait=wait_fixed(wait), reraise=True
+    )
+
+
+def _paginate(client: Any, operation: str, key: str, **params: Any) -> Iterator[Any]:
+    if client.can_paginate(operation):
+        for page in client.get_paginator(operation).paginate(**params):
+            yield from page.get(key, [])
+    else:
+        yield from getattr(client, operation)(**params).get(key, [])
+
+
+def _code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def _not_found(code: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "not found"}}, "Lookup")
+
+
+def same_policy(stored: Any, desired: Any) -> bool:
+    """True if two policy documents (dicts, JSON or URL-encoded JSON) say the same thing."""
+    return _normalise(_document(stored)) == _normalise(_document(desired))
+
+
+def _document(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value if value.lstrip().startswith("{") else unquote(value)  # IAM answers URL-encoded
+        return json.loads(text)
+    return value
+
+
+def _normalise(value: Any, key: str | None = None) -> Any:
+    """Sorted, singleton lists as scalars, actions lower-cased: the freedoms AWS takes when it stores a policy."""
+    if isinstance(value, dict):
+        return {k: _normalise(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        items = sorted((_normalise(v, key) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+        return items[0] if len(items) == 1 else items
+    if key in ("Action", "NotAction") and isinstance(value, str):
+        return value.lower()
+    return value
