@@ -202,10 +202,10 @@ def test_everything_at_once_then_idempotent(handler, aws, desired, caplog):
     with caplog.at_level(logging.INFO):
         actions = handler(EVENT, None)["actions"]
     assert actions == [
-        f"PutBucketPolicy {desired.bucket.name}",
-        f"DeleteBucketLifecycle {desired.bucket.name} (removed expire-fast)",
-        "PutEventSelectors gameday-trail",
         "StartLogging gameday-trail",
+        "PutEventSelectors gameday-trail",
+        f"DeleteBucketLifecycle {desired.bucket.name} (removed expire-fast)",
+        f"PutBucketPolicy {desired.bucket.name}",
     ]
     logged = [r for r in caplog.records if r.name == "gameday.remediate_cloudtrail"]
     assert [r.getMessage() for r in logged] == actions

@@ -29,10 +29,10 @@ def handler(event, context):
     """Whatever tampering event arrived, put every trail control back (reconcile, not react: safe to retry)."""
     desired = json.loads(os.environ["GAMEDAY_DESIRED"])
     actions = []
-    # The bucket first: CreateTrail refuses a bucket whose policy does not let CloudTrail write.
-    _reconcile_bucket_policy(desired, actions)
-    _reconcile_lifecycle(desired, actions)
+    # The trail first: while it is stopped or missing, nothing is recorded at all.
     _reconcile_trail(desired, actions)
+    _reconcile_lifecycle(desired, actions)
+    _reconcile_bucket_policy(desired, actions)
     return {"actions": actions}
 
 
@@ -49,10 +49,12 @@ def _reconcile_trail(desired, actions):
     params = desired["trail"]
     name = params["Name"]
     try:
-        trail = cloudtrail.get_trail(Name=name)["Trail"]
+        logging_now = cloudtrail.get_trail_status(Name=name)["IsLogging"]
     except ClientError as exc:
         if _error_code(exc) != "TrailNotFoundException":
             raise
+        # CreateTrail refuses a bucket whose policy does not let CloudTrail write.
+        _reconcile_bucket_policy(desired, actions)
         cloudtrail.create_trail(**params)
         _act(actions, f"CreateTrail {name}")
         cloudtrail.put_event_selectors(TrailName=name, EventSelectors=desired["event_selectors"])
@@ -60,6 +62,10 @@ def _reconcile_trail(desired, actions):
         cloudtrail.start_logging(Name=name)
         _act(actions, f"StartLogging {name}")
         return
+    if not logging_now:
+        cloudtrail.start_logging(Name=name)
+        _act(actions, f"StartLogging {name}")
+    trail = cloudtrail.get_trail(Name=name)["Trail"]
     drifted = [param for param, field in TRAIL_SETTINGS.items() if trail.get(field) != params[param]]
     if drifted:
         cloudtrail.update_trail(**params)
@@ -67,9 +73,6 @@ def _reconcile_trail(desired, actions):
     if not covers_management_events(cloudtrail.get_event_selectors(TrailName=name)):
         cloudtrail.put_event_selectors(TrailName=name, EventSelectors=desired["event_selectors"])
         _act(actions, f"PutEventSelectors {name}")
-    if not cloudtrail.get_trail_status(Name=name)["IsLogging"]:
-        cloudtrail.start_logging(Name=name)
-        _act(actions, f"StartLogging {name}")
 
 
 def covers_management_events(selectors):
