@@ -1,0 +1,75 @@
+"""The catalog's contract: every scenario is complete, and every scenario fails when the stack is sabotaged."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.scenario import Scenario, load_catalog
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOG = load_catalog(ROOT / "scenarios")
+# What each negative control must name in its failure.
+EXPECTED = {"detection": "detection missing", "remediation": "remediation missing"}
+
+
+def test_catalog_is_not_empty():
+    assert len(CATALOG) >= 4
+
+
+@pytest.mark.parametrize("scenario,path,doc", CATALOG, ids=[s.id for s, _, _ in CATALOG])
+def test_every_scenario_is_complete(scenario: Scenario, path: Path, doc: str):
+    assert path.stem == "test_" + scenario.id.replace("-", "_"), "file name must match the scenario id"
+    assert doc, "a scenario file starts with a docstring saying what it breaks"
+    assert scenario.mitre, "a MITRE ATT&CK mapping"
+    assert scenario.detect_within > 0 and scenario.remediate_within > 0
+    source = path.read_text()
+    assert f"def test_{scenario.id.replace('-', '_')}(" in source
+    for forbidden in ("import moto", "from moto", "import allure", "from allure", "harness.backends",
+                      "harness.emulator", "time.sleep"):
+        assert forbidden not in source, f"scenarios never use {forbidden}"
+
+
+def run_scenarios(tmp_path: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "GAMEDAY_JOURNAL": str(tmp_path / "journal.jsonl"),
+           "GAMEDAY_REPORTS_DIR": str(tmp_path / "reports")}
+    return subprocess.Popen([sys.executable, "-m", "pytest", "scenarios/", "-q", "-p", "no:cacheprovider", *args],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def sabotaged_runs(tmp_path_factory):
+    """Both negative controls, run at once (they are independent processes with their own endpoint)."""
+    runs = {}
+    for mode in EXPECTED:
+        tmp = tmp_path_factory.mktemp(mode)
+        runs[mode] = (tmp, run_scenarios(tmp, f"--gameday-sabotage={mode}"))
+    results = {}
+    for mode, (tmp, proc) in runs.items():
+        out, _ = proc.communicate(timeout=600)
+        summary = json.loads((tmp / "reports" / "summary.json").read_text())
+        results[mode] = (proc.returncode, out, summary, tmp)
+    return results
+
+
+@pytest.mark.parametrize("mode", list(EXPECTED))
+@pytest.mark.parametrize("scenario", [s for s, _, _ in CATALOG], ids=[s.id for s, _, _ in CATALOG])
+def test_every_scenario_fails_its_negative_control(sabotaged_runs, mode: str, scenario: Scenario):
+    returncode, out, summary, _ = sabotaged_runs[mode]
+    assert returncode == 1, out[-3000:]
+    result = next(r for r in summary["results"] if r["scenario"] == scenario.id)
+    assert result["verdict"] == "failed", result
+    assert result["reason"].startswith(EXPECTED[mode]), result["reason"]
+
+
+@pytest.mark.parametrize("mode", list(EXPECTED))
+def test_negative_controls_leave_nothing_applied(sabotaged_runs, mode: str):
+    *_, tmp = sabotaged_runs[mode]
+    from harness.journal import Journal
+
+    assert Journal(tmp / "journal.jsonl").open_entries() == []
