@@ -117,7 +117,6 @@ def gameday(request: pytest.FixtureRequest, gameday_session: Any) -> Iterator[Ga
                   journal=gameday_session.journal, run_id=gameday_session.run_id)
     request.node.stash[_RUN] = run
     yield run
-    reporting.attach_json("timeline", run.report())
 
 
 _RUN = pytest.StashKey[GameDay]()

@@ -61,19 +61,22 @@ class GameDay:
                                    snapshot=snapshot, backend=self.aws.describe())
         in_flight: BaseException | None = None
         try:
-            with reporting.phase(f"inject: {fault.describe()}"):
-                self.clock.start()
-                self._injected = True
-                self._note("injected", fault=fault.describe())
-                self._call(lambda: fault.apply(self.aws, snapshot), f"apply {fault.name}")
-            self.journal.mark(entry, "applied")
-            yield fault
-        except BaseException as exc:
-            in_flight = exc
-            raise
+            try:
+                with reporting.phase(f"inject: {fault.describe()}"):
+                    self.clock.start()
+                    self._injected = True
+                    self._note("injected", fault=fault.describe())
+                    self._call(lambda: fault.apply(self.aws, snapshot), f"apply {fault.name}")
+                self.journal.mark(entry, "applied")
+                yield fault
+            except BaseException as exc:
+                in_flight = exc
+                raise
+            finally:
+                self._revert(fault, snapshot, entry, in_flight)
+            self._settle(fault, steady)
         finally:
-            self._revert(fault, snapshot, entry, in_flight)
-        self._settle(fault, steady)
+            reporting.attach_json("timeline", self.report())
 
     def expect_notification(self, matching: dict[str, Any], *, within: float | None = None) -> Notification:
         """A notification about the fault reaches the sink within the detection SLA (AWS seconds)."""

@@ -43,12 +43,12 @@ def run_scenarios(tmp_path: Path, *args: str) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="module")
-def sabotaged_runs(tmp_path_factory):
-    """Both negative controls, run at once (they are independent processes with their own endpoint)."""
+def runs(tmp_path_factory):
+    """A healthy run and both negative controls, at once (independent processes, each with its endpoint)."""
     runs = {}
-    for mode in EXPECTED:
+    for mode in (*EXPECTED, "healthy"):
         tmp = tmp_path_factory.mktemp(mode)
-        runs[mode] = (tmp, run_scenarios(tmp, f"--gameday-sabotage={mode}"))
+        runs[mode] = (tmp, run_scenarios(tmp, *([] if mode == "healthy" else [f"--gameday-sabotage={mode}"])))
     results = {}
     for mode, (tmp, proc) in runs.items():
         out, _ = proc.communicate(timeout=600)
@@ -59,8 +59,8 @@ def sabotaged_runs(tmp_path_factory):
 
 @pytest.mark.parametrize("mode", list(EXPECTED))
 @pytest.mark.parametrize("scenario", [s for s, _, _ in CATALOG], ids=[s.id for s, _, _ in CATALOG])
-def test_every_scenario_fails_its_negative_control(sabotaged_runs, mode: str, scenario: Scenario):
-    returncode, out, summary, _ = sabotaged_runs[mode]
+def test_every_scenario_fails_its_negative_control(runs, mode: str, scenario: Scenario):
+    returncode, out, summary, _ = runs[mode]
     assert returncode == 1, out[-3000:]
     result = next(r for r in summary["results"] if r["scenario"] == scenario.id)
     assert result["verdict"] == "failed", result
@@ -68,8 +68,40 @@ def test_every_scenario_fails_its_negative_control(sabotaged_runs, mode: str, sc
 
 
 @pytest.mark.parametrize("mode", list(EXPECTED))
-def test_negative_controls_leave_nothing_applied(sabotaged_runs, mode: str):
-    *_, tmp = sabotaged_runs[mode]
+def test_negative_controls_leave_nothing_applied(runs, mode: str):
+    *_, tmp = runs[mode]
     from harness.journal import Journal
 
     assert Journal(tmp / "journal.jsonl").open_entries() == []
+
+
+@pytest.mark.parametrize("scenario", [s for s, _, _ in CATALOG], ids=[s.id for s, _, _ in CATALOG])
+def test_every_scenario_passes_on_the_healthy_stack_within_its_slas(runs, scenario: Scenario):
+    returncode, out, summary, _ = runs["healthy"]
+    assert returncode == 0, out[-3000:]
+    result = next(r for r in summary["results"] if r["scenario"] == scenario.id)
+    assert result["verdict"] == "passed"
+    sla = result["sla"]
+    assert 0 <= sla["ttd_aws_s"] <= scenario.detect_within and 0 <= sla["ttr_aws_s"] <= scenario.remediate_within
+    assert sla["ttd_wall_s"] == pytest.approx(sla["ttd_aws_s"] / sla["time_scale"], abs=0.002)
+    events = [e["event"] for e in result["timeline"]]
+    assert events == ["steady state before", "injected", "notification received", "restored", "reverted",
+                      "steady state after"]
+
+
+@pytest.mark.parametrize("scenario", [s for s, _, _ in CATALOG], ids=[s.id for s, _, _ in CATALOG])
+def test_allure_results_are_evidence_an_auditor_can_read(runs, scenario: Scenario):
+    *_, tmp = runs["healthy"]
+    results = [json.loads(p.read_text()) for p in (tmp / "reports" / "allure-results").glob("*-result.json")]
+    result = next(r for r in results if {"name": "scenario", "value": scenario.id} in r["labels"])
+    labels = {(label["name"], label["value"]) for label in result["labels"]}
+    assert {("epic", scenario.epic), ("feature", scenario.feature), ("story", scenario.story)} <= labels
+    assert {("tag", t) for t in scenario.mitre} <= labels and any(n == "severity" for n, _ in labels)
+    steps = [step["name"].split(":")[0] for step in result["steps"]]
+    assert steps == ["steady state before", "inject", "detect", "remediate", "revert", "steady state after"]
+    assert all(step["start"] <= step["stop"] for step in result["steps"])
+    detect = result["steps"][2]
+    assert [a["name"] for a in detect["attachments"]] == ["matched notification"]
+    assert "timeline" in [a["name"] for a in result["attachments"]]
+    params = {p["name"] for p in result["parameters"]}
+    assert {"TTD (AWS s)", "TTD (wall s)", "TTR (AWS s)", "TTR (wall s)"} <= params
