@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import urllib.request
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from harness.cleanup import cleanup
 from harness.config import Settings
@@ -60,12 +61,25 @@ def test_unreachable_localstack_gets_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def fake_aws():
-    """A plain moto server standing in for AWS, so the aws backend is exercised without touching real AWS."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
+    """A plain moto server in its own process standing in for AWS (moto's state is per process)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+
+    def up():
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                return True
+        except OSError:
+            return None
+
+    assert wait_for(up, timeout=30, interval=0.05, describe="moto server up")
+    yield url
+    server.terminate()
+    server.wait(timeout=10)
 
 
 def test_aws_backend_refuses_an_account_not_on_the_allowlist(tmp_path, fake_aws):
