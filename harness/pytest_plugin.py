@@ -139,9 +139,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     return report
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if hasattr(session.config, "workerinput"):
+        # An xdist worker hands its verdicts to the controller, which reports them all.
+        session.config.workeroutput["gameday_verdicts"] = json.dumps(session.config.stash.get(_VERDICTS, {}))
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    verdicts = json.loads(getattr(node, "workeroutput", {}).get("gameday_verdicts", "{}"))
+    node.config.stash[_VERDICTS].update(verdicts)
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     verdicts = config.stash.get(_VERDICTS, {})
-    if not verdicts:
+    if not verdicts or hasattr(config, "workerinput"):
         return
     counts = {v: sum(1 for r in verdicts.values() if r["verdict"] == v) for v in ("passed", "failed", "broken")}
     terminalreporter.section("gameday verdicts")
@@ -156,8 +168,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     settings = config.stash[_SETTINGS]
     out = Path(settings.reports_dir)
     out.mkdir(parents=True, exist_ok=True)
-    name = f"summary-{config.workerinput['workerid']}.json" if hasattr(config, "workerinput") else "summary.json"
-    (out / name).write_text(json.dumps({"counts": counts, "results": list(verdicts.values())}, indent=2))
+    (out / "summary.json").write_text(json.dumps({"counts": counts, "results": list(verdicts.values())}, indent=2))
 
 
 def _fmt(value: float | None) -> str:

@@ -52,6 +52,8 @@ def start_session(settings: Settings, *, port: int = 0) -> Session:
                 stack = deploy(backend.client, desired).outputs
             except Exception as exc:
                 raise HarnessBroken(f"deploying the reference stack failed: {exc}") from exc
+            if hasattr(backend, "settle"):
+                backend.settle()
             deployed = True
         return Session(settings, backend, stack, journal, uuid.uuid4().hex[:12], deployed)
     except BaseException:

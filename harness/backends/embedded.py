@@ -34,6 +34,12 @@ class EmbeddedBackend(Backend):
     def plane(self):
         return self.server.plane
 
+    def settle(self, timeout: float = 30.0) -> None:
+        """After a deploy: records delivered and functions warm, so the first scenario pays no cold start."""
+        self.plane.drain(timeout)
+        if self.plane.runtime is not None:
+            self.plane.runtime.wait_warm(timeout)
+
 
 class AttachedEmbedded(Backend):
     """An embedded endpoint another process serves (`gameday up`, or a run `gameday cleanup` is undoing)."""

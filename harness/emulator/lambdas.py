@@ -117,6 +117,7 @@ class _Worker:
         self.provisioned = provisioned
         self.capture = pool.dir / f"{uuid.uuid4().hex}.out"  # the worker's stdout and stderr
         self.used = False
+        self.ready = False  # init finished (a prewarmed worker waits for it before taking invocations)
         self.init_error: dict | None = None
         self.init_log = ""
         self.init_ms = 0.0
@@ -247,6 +248,7 @@ class LambdaRuntime:
         self._workers: set[_Worker] = set()
         self._live = 0
         self._pending_events = 0
+        self._prewarming: list[threading.Thread] = []
         self._closed = False
         self._seq = itertools.count(1)
         self._errors: collections.deque[tuple[str, InvokeResult]] = collections.deque(maxlen=_ERRORS_KEPT)
@@ -255,7 +257,17 @@ class LambdaRuntime:
     def prewarm(self, spec: FunctionSpec) -> None:
         """Start one worker in the background if the function has none (like provisioned concurrency)."""
         _check_runtime(spec)
-        threading.Thread(target=self._prewarm, args=(spec,), daemon=True, name=f"lambda-prewarm-{spec.name}").start()
+        thread = threading.Thread(target=self._prewarm, args=(spec,), daemon=True, name=f"lambda-prewarm-{spec.name}")
+        self._prewarming.append(thread)
+        thread.start()
+
+    def wait_warm(self, timeout: float) -> bool:
+        """Wait for the workers prewarm() started to be ready; False if one is still starting at the deadline."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._prewarming):
+            thread.join(max(deadline - time.monotonic(), 0))
+        self._prewarming = [t for t in self._prewarming if t.is_alive()]
+        return not self._prewarming
 
     def invoke(self, spec: FunctionSpec, payload: bytes) -> InvokeResult:
         """RequestResponse invocation: run the handler now and return what AWS would."""
@@ -359,7 +371,8 @@ class LambdaRuntime:
             worker.used = True
             started = time.monotonic()
             try:
-                worker.wait_ready(_INIT_TIMEOUT_S)
+                if not worker.ready:
+                    worker.wait_ready(_INIT_TIMEOUT_S)
             except _Timeout:
                 report.prefix = _init_start(spec)
                 return report.timeout(worker, (time.monotonic() - started) * 1000, _INIT_TIMEOUT_S), False
@@ -471,6 +484,12 @@ class LambdaRuntime:
         except Exception:
             log.exception("Could not prewarm %s", spec.name)
             return
+        try:
+            # Provisioned concurrency runs init ahead of the first invocation, so wait for it here.
+            worker.wait_ready(_INIT_TIMEOUT_S)
+            worker.ready = True
+        except (_Timeout, _Gone):
+            pass  # the first invocation waits again and reports what happened
         self._release(pool, worker, keep=True)
 
     def _pool_for_locked(self, spec: FunctionSpec) -> _Pool:

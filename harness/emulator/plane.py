@@ -20,6 +20,8 @@ from harness.emulator.lambdas import FunctionSpec, InvalidRequestContent, Invoke
 log = logging.getLogger("gameday.plane")
 
 _LAMBDA_CODE_CHANGES = {"CreateFunction", "UpdateFunctionCode", "UpdateFunctionConfiguration"}
+# Services whose API models are compiled before the first record, so the first scenario's TTD is not inflated.
+_PRELOAD = ("cloudtrail", "s3", "sns", "sqs", "events", "lambda", "logs", "iam", "sts")
 
 
 @dataclass
@@ -63,6 +65,9 @@ class Plane:
         self.endpoint_url = endpoint_url
         self.runtime = LambdaRuntime(endpoint_url, on_log=self._lambda_log)
         self._thread = threading.Thread(target=self._run, name="gameday-plane", daemon=True)
+        with self._idle:
+            self._pending += 1
+        self._work.put(("preload", _PRELOAD))
         self._thread.start()
 
     def stop(self) -> None:
@@ -117,6 +122,8 @@ class Plane:
             try:
                 if kind == "call":
                     self._record(payload)
+                elif kind == "preload":
+                    apicall.preload(*payload)
                 else:
                     event, bus = payload
                     self.bus.put(event, bus)
