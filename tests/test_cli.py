@@ -210,3 +210,8 @@ def test_interrupt_reverts_the_fault(tmp_path, sig):
     states = [json.loads(line).get("state") for line in journal_path.read_text().splitlines()]
     assert states == ["applying", "applied", "reverted"], out[-2000:]
     assert Journal(journal_path).open_entries() == []
+
+
+def test_a_stale_aws_profile_in_the_shell_does_not_break_the_embedded_backend(tmp_path):
+    proc = pytest_scenarios(tmp_path, "-k", "stop_logging", env={"AWS_PROFILE": "no-such-profile"})
+    assert proc.returncode == 0, proc.stdout[-2000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import boto3
 
 from harness.backends.base import Backend, Capability
@@ -9,6 +11,7 @@ from harness.emulator import motoadapter
 from harness.emulator.server import EmbeddedServer
 
 OPERATOR = "gameday-operator"
+_PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 
 class EmbeddedBackend(Backend):
@@ -20,6 +23,9 @@ class EmbeddedBackend(Backend):
         self.server = EmbeddedServer(port=port)
 
     def start(self) -> None:
+        for name in _PROFILE_VARIABLES:
+            # moto's services build boto3 sessions in this process; the user's profile is not this account's.
+            os.environ.pop(name, None)
         self.endpoint_url = self.server.start()
         self.account_id = motoadapter.account_for_access_key(None)
         # The harness acts as a real IAM user, so its calls carry a real userIdentity in the records.
@@ -55,3 +61,4 @@ class AttachedEmbedded(Backend):
         self._session = boto3.Session(region_name=self.region, aws_access_key_id="gameday",
                                       aws_secret_access_key="gameday")
         self.account_id = self.client("sts").get_caller_identity()["Account"]
+
