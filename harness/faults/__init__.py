@@ -52,4 +52,4 @@ def rebuild(name: str, params: dict) -> Fault:
     return REGISTRY[name](**params)
 
 
-from harness.faults import cloudtrail  # noqa: E402  (the catalog, importable as harness.faults.cloudtrail)
+from harness.faults import cloudtrail  # noqa: E402,F401  (the catalog: harness.faults.cloudtrail)

@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 import boto3
 import pytest
 import tenacity
-from moto.server import ThreadedMotoServer
 
 from harness.emulator.lambdas import (
     FunctionSpec,
@@ -87,15 +86,6 @@ def logs():
 def runtime(tmp_path, logs):
     with LambdaRuntime("http://127.0.0.1:9", on_log=logs, work_dir=tmp_path) as rt:
         yield rt
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 def test_returns_the_handler_value_with_a_context(runtime):
@@ -317,7 +307,7 @@ def test_invoke_async_retries_a_failing_handler_exactly_max_retries_times(runtim
     assert [r.function_error for name, _, r in logs.records if name == "succeeding"] == [None]
 
 
-def test_handler_boto3_calls_reach_the_embedded_endpoint(tmp_path, moto_endpoint):
+def test_handler_boto3_calls_reach_the_embedded_endpoint(tmp_path, moto_url):
     spec = make_spec("""
         import boto3
         sqs = boto3.client("sqs")
@@ -325,11 +315,11 @@ def test_handler_boto3_calls_reach_the_embedded_endpoint(tmp_path, moto_endpoint
             return sqs.create_queue(QueueName=event["queue"])["QueueUrl"]
     """, timeout_s=10)
 
-    with LambdaRuntime(moto_endpoint, work_dir=tmp_path) as runtime:
+    with LambdaRuntime(moto_url, work_dir=tmp_path) as runtime:
         result = runtime.invoke(spec, b'{"queue": "made-by-lambda"}')
 
     assert result.function_error is None, result.payload
-    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="eu-west-1", aws_access_key_id="testing",
+    sqs = boto3.client("sqs", endpoint_url=moto_url, region_name="eu-west-1", aws_access_key_id="testing",
                        aws_secret_access_key="testing")
     assert json.loads(result.payload) in sqs.list_queues(QueueNamePrefix="made-by-lambda")["QueueUrls"]
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
-import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
-from botocore.config import Config
 
 from harness.emulator import records
 from harness.emulator.apicall import ApiCall, resolve
+
+from botocall import exchange
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "cloudtrail"
 EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
@@ -27,41 +25,6 @@ NOT_EMULATED = {
 NOT_API_CALLS = {("signin.amazonaws.com", "ConsoleLogin"): "console sign-in happens outside the API"}
 # requestParameters members the real caller sent that botocore does not model, so no SDK call can repeat them.
 UNKNOWABLE = {("ssm.amazonaws.com", "SendCommand"): {"interactive"}}
-
-
-class _Body:
-    def __init__(self, data: bytes):
-        self.data = data
-
-    def stream(self, **_):
-        yield self.data
-
-
-def exchange(service: str, operation: str, params: dict, *, region: str, status: int = 200,
-             headers: dict | None = None, body: bytes = b"") -> dict:
-    """resolve() arguments for one boto3 call: the real request, answered by a canned response."""
-    sent = []
-
-    def answer(request, **_):
-        sent.append(request)
-        return AWSResponse(request.url, status, headers or {}, _Body(body))
-
-    client = boto3.client(service, endpoint_url="http://127.0.0.1:1", region_name=region,
-                          config=Config(retries={"total_max_attempts": 1}),
-                          aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="secret")
-    client.meta.events.register("before-send", answer)
-    try:
-        getattr(client, operation)(**params)
-    except Exception:  # canned errors raise in the client; only the captured request matters
-        pass
-    request = sent[0]
-    url = urlsplit(request.url)
-    req_headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in request.headers.items()}
-    req_headers.setdefault("Host", url.netloc)
-    data = request.body or b""
-    data = data.encode() if isinstance(data, str) else data if isinstance(data, bytes) else data.read()
-    return dict(method=request.method, path=url.path, query=url.query, headers=req_headers, body=data,
-                status=status, response_headers=headers or {}, response_body=body, remote_addr="192.0.2.1")
 
 
 def pascal(value):
@@ -221,7 +184,8 @@ def test_only_non_api_fixtures_are_left_out():
 
 def rebuild(rec: dict) -> tuple[dict, ApiCall]:
     spec = regenerate(rec)
-    ex = exchange(spec.pop("service"), spec.pop("operation"), spec.pop("params"), region=rec["awsRegion"], **spec)
+    ex = exchange(spec.pop("service"), spec.pop("operation"), spec.pop("params"), region=rec["awsRegion"],
+                  remote_addr="192.0.2.1", **spec)
     ex["headers"]["User-Agent"] = rec["userAgent"]  # the caller's own string, passed through untouched
     ex["remote_addr"] = rec["sourceIPAddress"]
     call = resolve(**ex)

@@ -11,7 +11,6 @@ import pytest
 import requests
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from harness.stack import deploy as deploy_module
 from harness.stack.deploy import code_sha256, deploy, function_zip, teardown
@@ -25,15 +24,6 @@ ALL_RESOURCES = {
     "log_role", "log_group", "bucket", "trail", "topic", "queue", "subscription",
     "function_role", "function", "permission", "rule",
 }
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 class Backend:

@@ -7,7 +7,6 @@ import logging
 import boto3
 import pytest
 import requests
-from moto.server import ThreadedMotoServer
 
 from harness.stack.deploy import deploy
 from harness.stack.desired import FUNCTION_ENV_VAR, FUNCTION_SOURCE, desired_state
@@ -19,15 +18,6 @@ EVENT = {
     "detail-type": "AWS API Call via CloudTrail",
     "detail": {"eventName": "StopLogging"},
 }
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    _, port = server.get_host_and_port()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
 
 
 @pytest.fixture
