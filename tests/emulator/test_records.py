@@ -196,7 +196,7 @@ def rebuild(rec: dict) -> tuple[dict, ApiCall]:
     return built, call
 
 
-@pytest.mark.parametrize("rec", fixture_records())
+@pytest.mark.parametrize("rec", list(fixture_records()))
 def test_record_matches_real_fixture(rec):
     built, _ = rebuild(rec)
     expected_keys = set(rec) - set(NOT_EMULATED)
