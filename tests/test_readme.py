@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from harness.scenario import load_catalog, markdown_table
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,3 +27,7 @@ def test_ci_runs_the_readme_commands_verbatim():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     for command in quick_start_commands():
         assert command in ci
+
+
+def test_readme_scenario_table_is_the_generated_one():
+    assert markdown_table(load_catalog(ROOT / "scenarios")) in (ROOT / "README.md").read_text()

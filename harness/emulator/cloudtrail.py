@@ -26,6 +26,7 @@ _LOOKUP_KEYS = {
 }
 
 
+# Known difference: insight selectors and organization trails are not emulated.
 def selects(trail: TrailView, record: dict) -> bool:
     """Whether a trail's event selectors include a record (basic or advanced selectors, as AWS evaluates them)."""
     if trail.advanced_event_selectors:

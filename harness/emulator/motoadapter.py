@@ -51,6 +51,7 @@ class RuleView:
     _rule: Any
 
     def matches(self, event: dict) -> bool:
+        # Known difference: moto's matcher does not descend into arrays of objects (AWS matches any element).
         return self._rule.event_pattern.matches_event(event)
 
 

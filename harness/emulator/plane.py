@@ -153,6 +153,8 @@ class Plane:
         if not trails:
             return
         self.recorded += 1
+        # Known difference: records go to the trail's log group at once; AWS batches them (about 5 minutes)
+        # and also writes gzipped log files to the trail's bucket, which the plane does not.
         line = json.dumps(record)
         stamp = int(ex.at.timestamp() * 1000)
         for trail in trails:
