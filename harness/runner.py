@@ -125,8 +125,10 @@ class GameDay:
         """Poll until the SLA (measured from injection) plus grace; late findings are still returned."""
         deadline_wall = self.clock.wall_limit(limit_aws) * (1 + LATE_GRACE)
         remaining = max(deadline_wall - self.clock.elapsed_wall, 0.0)
-        return wait_for(lambda: self._call(probe, describe), timeout=remaining,
-                        interval=interval_for(self.clock.wall_limit(limit_aws)), describe=describe)
+        # wait_for retries throttling and dropped connections; anything else is the harness failing: broken.
+        return self._call(lambda: wait_for(probe, timeout=remaining,
+                                           interval=interval_for(self.clock.wall_limit(limit_aws)),
+                                           describe=describe), describe)
 
     def _revert(self, fault: Fault, snapshot: dict | None, entry: str, in_flight: BaseException | None) -> None:
         with reporting.phase(f"revert: {fault.describe()}"), _shielded_from_interrupts():
@@ -144,8 +146,9 @@ class GameDay:
     def _settle(self, fault: Fault, steady: Probe) -> None:
         with reporting.phase(f"steady state after: {steady.description}"):
             limit = self.clock.wall_limit(SETTLE_AWS_S)
-            held = wait_for(lambda: self._observe(steady)[0] or None, timeout=limit,
-                            interval=interval_for(limit), describe=steady.description)
+            held = self._call(lambda: wait_for(lambda: steady(self.aws)[0] or None, timeout=limit,
+                                               interval=interval_for(limit), describe=steady.description),
+                              steady.description)
             _, evidence = self._observe(steady)
             self._note("steady state after", evidence=evidence, holds=bool(held))
             if not held:
