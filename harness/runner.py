@@ -51,6 +51,12 @@ class GameDay:
         """Apply a fault for the body of the `with`; always revert it, then check steady state again."""
         steady = fault.steady()
         with reporting.phase(f"steady state before: {steady.description}"):
+            if fault.settle_within:
+                # e.g. an alarm still in ALARM from earlier activity must recover before a new breach can show.
+                limit = self.clock.wall_limit(fault.settle_within)
+                self._call(lambda: wait_for(lambda: steady(self.aws)[0] or None, timeout=limit,
+                                            interval=interval_for(limit), describe=steady.description),
+                           steady.description)
             ok, evidence = self._observe(steady)
             self._note("steady state before", evidence=evidence, holds=ok)
             if not ok:
@@ -97,9 +103,26 @@ class GameDay:
                 raise DetectionSlaBreached(what, self.clock.ttd_aws, limit)
             return found
 
+    def expect_alarm(self, alarm: str, *, within: float | None = None) -> Notification:
+        """The alarm goes to ALARM (its history says so) and its notification reaches the sink within the SLA."""
+        found = self.expect_notification(matching={"AlarmName": alarm, "NewStateValue": "ALARM"}, within=within)
+        assert self.clock.injected_at is not None
+        history = self._call(lambda: self.aws.client("cloudwatch").describe_alarm_history(
+            AlarmName=alarm, HistoryItemType="StateUpdate",
+            StartDate=datetime.fromtimestamp(self.clock.injected_at - 1, timezone.utc))["AlarmHistoryItems"],
+            f"history of {alarm}")
+        if not any(item["HistorySummary"].endswith("to ALARM") for item in history):
+            raise DetectionMissing(f"a StateUpdate to ALARM in the history of {alarm} (notified, but not recorded)",
+                                   within or self.scenario.detect_within,
+                                   self.clock.wall_limit(within or self.scenario.detect_within))
+        self._note("alarm history shows ALARM", alarm=alarm)
+        return found
+
     def expect_restored(self, probe: Probe, *, within: float | None = None) -> str:
         """The stack restores the control (the probe holds again) within the remediation SLA."""
         limit = within if within is not None else self.scenario.remediate_within
+        if limit is None:
+            raise HarnessBroken(f"scenario {self.scenario.id} expects remediation but declares no remediate_within")
         with reporting.phase(f"remediate: {probe.description} within {limit:g} s"):
             def restored() -> tuple[float, str] | None:
                 ok, evidence = probe(self.aws)

@@ -19,10 +19,18 @@ class Capability(str, Enum):
     EVENTBRIDGE_TARGETS = "EventBridge delivers to SNS topics and Lambda functions"
     LAMBDA_EXECUTION = "Lambda functions execute"
     SNS_TO_SQS = "SNS delivers to SQS subscriptions"
+    METRIC_FILTERS = "CloudWatch Logs metric filters emit metrics"
+    ALARMS = "CloudWatch alarms are evaluated and notify SNS"
 
 
-# What every CloudTrail-tampering scenario needs from a backend.
-CLOUDTRAIL_CHAIN = frozenset(Capability)
+# What the CloudTrail-tampering scenarios need from a backend.
+CLOUDTRAIL_CHAIN = frozenset({Capability.CLOUDTRAIL_EVENTS, Capability.EVENTBRIDGE_TARGETS,
+                              Capability.LAMBDA_EXECUTION, Capability.SNS_TO_SQS})
+# A CIS control tripped by a real call: the record, its metric filter, its alarm, the page.
+CIS_CHAIN = frozenset({Capability.CLOUDTRAIL_EVENTS, Capability.METRIC_FILTERS, Capability.ALARMS,
+                       Capability.SNS_TO_SQS, Capability.EVENTBRIDGE_TARGETS, Capability.LAMBDA_EXECUTION})
+# A CIS control tripped by writing a record to the log group: no CloudTrail machinery needed.
+CIS_RECORD_CHAIN = frozenset({Capability.METRIC_FILTERS, Capability.ALARMS, Capability.SNS_TO_SQS})
 _MITRE = re.compile(r"^T\d{4}(\.\d{3})?$")
 
 
@@ -35,7 +43,7 @@ class Scenario:
     mitre: tuple[str, ...]
     severity: str
     detect_within: float  # seconds of AWS time
-    remediate_within: float  # seconds of AWS time
+    remediate_within: float | None  # seconds of AWS time; None for a detection-only control (e.g. a CIS alarm)
     epic: str = "Security monitoring"
     feature: str = ""
     requires: frozenset[Capability] = field(default_factory=frozenset)
@@ -48,8 +56,13 @@ class Scenario:
         bad = [t for t in self.mitre if not _MITRE.match(t)]
         if bad:
             raise ValueError(f"scenario {self.id}: {bad[0]} is not a MITRE ATT&CK technique id")
-        if self.detect_within <= 0 or self.remediate_within <= 0:
+        if self.detect_within <= 0 or self.remediate_within is not None and self.remediate_within <= 0:
             raise ValueError(f"scenario {self.id}: SLAs must be positive seconds")
+
+    @property
+    def negative_controls(self) -> tuple[str, ...]:
+        """The sabotage modes this scenario must fail under: remediation only if it expects any."""
+        return ("detection",) if self.remediate_within is None else ("detection", "remediation")
 
     @property
     def story(self) -> str:
@@ -79,5 +92,9 @@ def markdown_table(catalog: list[tuple[Scenario, Path, str]]) -> str:
             "|---|---|---|---|---|---|"]
     for s, _, doc in catalog:
         rows.append(f"| `{s.id}` | {doc.splitlines()[0] if doc else s.title} | {', '.join(s.mitre)} | "
-                    f"{s.severity} | {s.detect_within:g} s | {s.remediate_within:g} s |")
+                    f"{s.severity} | {s.detect_within:g} s | {_seconds(s.remediate_within)} |")
     return "\n".join(rows)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:g} s"

@@ -73,7 +73,8 @@ def _has(node: Any, key: str, want: Any) -> bool:
             if not isinstance(node, dict) or part not in node:
                 return False
             node = node[part]
-        return node == want
+        # A list holds the value when any element is it (DeleteAlarms names its alarms in a list).
+        return node == want or isinstance(node, list) and not isinstance(want, list) and want in node
     if isinstance(node, dict):
         if node.get(key, _MISSING) == want:
             return True

@@ -15,6 +15,8 @@ from harness.errors import EndpointUnreachable
 _SERVICE_CAPABILITIES = {
     "sns": Capability.SNS_TO_SQS,
     "events": Capability.EVENTBRIDGE_TARGETS,
+    "logs": Capability.METRIC_FILTERS,
+    "cloudwatch": Capability.ALARMS,
 }
 
 

@@ -235,3 +235,137 @@ def create_operator_user(account_id: str, user_name: str) -> dict[str, str]:
 def _account_region(arn: str) -> tuple[str, str]:
     parts = arn.split(":")
     return parts[4], parts[3]
+
+
+# -- CloudWatch Logs ingestion, metrics and alarms --------------------------------------
+
+_log_listener: list = [None]
+
+
+def listen_to_log_ingestion(callback) -> None:
+    """Route every batch stored in any log group to callback(account, region, group, stream, events).
+
+    moto's own subscription delivery ignores filter patterns and needs Docker for Lambda, so the
+    plane takes it over. moto's state is per process: one listener (the newest plane) at a time.
+    """
+    from moto.logs.models import LogStream
+
+    if not getattr(LogStream, "_gameday_hooked", False):
+        original = LogStream.put_log_events
+
+        def put_log_events(self, log_events):
+            token = original(self, log_events)
+            listener = _log_listener[0]
+            if listener is not None:
+                listener(self.account_id, self.region, self.log_group.name, self.log_stream_name,
+                         [dict(e) for e in log_events])
+            return token
+
+        LogStream.put_log_events = put_log_events
+        LogStream._send_log_events = lambda self, **kwargs: None
+        LogStream._gameday_hooked = True
+    _log_listener[0] = callback
+
+
+def stop_listening_to_log_ingestion(callback) -> None:
+    if _log_listener[0] is callback:
+        _log_listener[0] = None
+
+
+def metric_filters(account_id: str, region: str, log_group: str) -> list[dict]:
+    backend = logs_backends[account_id][region]
+    return [dict(f) for f in backend.filters.get_matching_filters(log_group_name=log_group)]
+
+
+def subscription_filters(account_id: str, region: str, log_group: str) -> list[dict]:
+    group = logs_backends[account_id][region].groups.get(log_group)
+    if group is None:
+        return []
+    return [{"filterName": f.name, "filterPattern": f.filter_pattern, "destinationArn": f.destination_arn}
+            for f in list(group.subscription_filters.values())]
+
+
+def put_metric(account_id: str, region: str, namespace: str, name: str, value: float, *,
+               dimensions: dict[str, str] | None = None, unit: str | None = None,
+               timestamp: datetime | None = None) -> None:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    datum: dict[str, Any] = {"MetricName": name, "Value": float(value),
+                             "Dimensions": [{"Name": k, "Value": v} for k, v in (dimensions or {}).items()],
+                             "Timestamp": timestamp or datetime.now(timezone.utc)}
+    if unit:
+        datum["Unit"] = unit
+    cloudwatch_backends[account_id][region].put_metric_data(namespace, [datum])
+
+
+def metric_points(account_id: str, region: str, namespace: str, name: str, dimensions: dict[str, str],
+                  since: float) -> list[tuple[float, float]]:
+    """(epoch seconds, value) of one metric (exact dimensions) since an epoch time."""
+    from moto.cloudwatch.models import MetricAggregatedDatum, cloudwatch_backends
+
+    want = sorted(dimensions.items())
+    points = []
+    for datum in list(cloudwatch_backends[account_id][region].metric_data):
+        if datum.namespace != namespace or datum.name != name:
+            continue
+        if sorted((d.name, d.value) for d in datum.dimensions) != want:
+            continue
+        at = datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=timezone.utc)
+        epoch = at.timestamp()
+        if epoch < since:
+            continue
+        if isinstance(datum, MetricAggregatedDatum):
+            # Known difference: a StatisticSet counts as its mean, SampleCount times.
+            mean = datum.sum_stat / datum.sample_count if datum.sample_count else 0.0
+            points.extend([(epoch, mean)] * int(datum.sample_count))
+        else:
+            points.append((epoch, float(datum.value)))
+    return points
+
+
+def alarms(account_id: str, region: str) -> list[Any]:
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    return [a for a in list(cloudwatch_backends[account_id][region].alarms.values()) if a.rule is None]
+
+
+def alarm_fields(alarm: Any) -> dict:
+    return {
+        "name": alarm.name, "arn": alarm.alarm_arn, "namespace": alarm.namespace, "metric_name": alarm.metric_name,
+        "dimensions": tuple(sorted((d.name, d.value) for d in alarm.dimensions)),
+        "period": int(alarm.period or 60), "evaluation_periods": int(alarm.evaluation_periods),
+        "datapoints_to_alarm": int(alarm.datapoints_to_alarm) if alarm.datapoints_to_alarm else None,
+        "threshold": float(alarm.threshold), "comparison": alarm.comparison_operator,
+        "statistic": alarm.statistic or None, "extended_statistic": alarm.extended_statistic or None,
+        "treat_missing_data": alarm.treat_missing_data or "missing", "unit": alarm.unit,
+    }
+
+
+def alarm_state(alarm: Any) -> dict:
+    return {"value": alarm.state_value, "reason": alarm.state_reason, "reason_data": alarm.state_reason_data,
+            "actions_enabled": bool(alarm.actions_enabled), "alarm_actions": list(alarm.alarm_actions or []),
+            "ok_actions": list(alarm.ok_actions or []),
+            "insufficient_data_actions": list(alarm.insufficient_data_actions or []),
+            "description": alarm.description,
+            "updated": alarm.configuration_updated_timestamp}
+
+
+def set_alarm_state(alarm: Any, value: str, reason: str, reason_data: str) -> None:
+    alarm.update_state(reason, reason_data, value)
+
+
+def serve_operation(service: str, operation: str, handler) -> None:
+    """Add an operation moto lacks to its response class, so moto serializes it in the caller's protocol."""
+    from moto.core.responses import ActionResult
+
+    classes = {"cloudwatch": ("moto.cloudwatch.responses", "CloudWatchResponse")}
+    module_name, class_name = classes[service]
+    import importlib
+
+    cls = getattr(importlib.import_module(module_name), class_name)
+    method = "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
+
+    def serve(self):
+        return ActionResult(handler(self.current_account, self.region, self._get_params()))
+
+    setattr(cls, method, serve)

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-from harness.emulator import apicall, motoadapter as moto, records
+from harness.emulator import apicall, filterpattern, motoadapter as moto, records
 from harness.emulator.cloudtrail import EventHistory, logging_trails
+from harness.emulator.clock import PlaneClock
+from harness.emulator.cloudwatch import AlarmService
 from harness.emulator.events import EventBus, cloudtrail_envelope, put_events_entries
+from harness.emulator.logs import LogIngest
 from harness.emulator.lambdas import FunctionSpec, InvalidRequestContent, InvokeResult, LambdaRuntime, UnsupportedRuntime
 
 log = logging.getLogger("gameday.plane")
@@ -43,14 +46,25 @@ class Exchange:
 
 
 Response = tuple[int, dict[str, str], bytes]
+# How often the plane's clock re-evaluates alarms (wall seconds): well under a scaled period (5 s for 300 s at 60).
+TICK_S = 0.25
+
 
 
 class Plane:
     """State and machinery of the embedded monitoring plane; the HTTP middleware only observes and dispatches."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, time_scale: float = 60.0) -> None:
         self.history = EventHistory()
         self.bus = EventBus(invoke_lambda=self._invoke_lambda_async)
+        self.logs = LogIngest(emit_metric=self._emit_metric, invoke_lambda=self._invoke_lambda_async)
+        self.clock = PlaneClock(time_scale)
+        self.alarms = AlarmService(clock=self.clock, publish=moto.sns_publish, put_event=self.bus.put,
+                                   invoke_lambda=self._invoke_lambda_async)
+        self.time_scale = time_scale
+        self._places: set[tuple[str, str]] = set()
+        self._stopping = threading.Event()
+        self._ticker: threading.Thread | None = None
         self.runtime: LambdaRuntime | None = None
         self.endpoint_url = ""
         self.recorded = 0
@@ -65,12 +79,20 @@ class Plane:
         self.endpoint_url = endpoint_url
         self.runtime = LambdaRuntime(endpoint_url, on_log=self._lambda_log)
         self._thread = threading.Thread(target=self._run, name="gameday-plane", daemon=True)
-        with self._idle:
-            self._pending += 1
-        self._work.put(("preload", _PRELOAD))
+        self._enqueue("preload", _PRELOAD)
         self._thread.start()
+        moto.listen_to_log_ingestion(self._on_log_batch)
+        moto.serve_operation("cloudwatch", "DescribeAlarmHistory", self.alarms.describe_history)
+        self._stopping.clear()
+        self._ticker = threading.Thread(target=self._tick, name="gameday-clock", daemon=True)
+        self._ticker.start()
 
     def stop(self) -> None:
+        moto.stop_listening_to_log_ingestion(self._on_log_batch)
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+            self._ticker = None
         if self._thread is not None:
             self._work.put(None)
             self._thread.join(timeout=5)
@@ -101,15 +123,17 @@ class Plane:
             return self._lookup_events(body)
         if target == "AWSEvents.PutEvents":
             return self._put_events(headers, body)
+        if target in ("Logs_20140328.PutMetricFilter", "Logs_20140328.PutSubscriptionFilter"):
+            return self._validate_filter_pattern(body)
+        if target == "Logs_20140328.TestMetricFilter":
+            return self._test_metric_filter(body)
         if method == "POST" and path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
             name = path[len("/2015-03-31/functions/"):-len("/invocations")]
             return self._invoke(name, headers, body)
         return None
 
     def observe(self, exchange: Exchange) -> None:
-        with self._idle:
-            self._pending += 1
-        self._work.put(("call", exchange))
+        self._enqueue("call", exchange)
 
     # -- the delivery thread -----------------------------------------------------------
 
@@ -122,6 +146,8 @@ class Plane:
             try:
                 if kind == "call":
                     self._record(payload)
+                elif kind == "logs":
+                    self.logs.ingest(*payload)
                 elif kind == "preload":
                     apicall.preload(*payload)
                 else:
@@ -141,7 +167,7 @@ class Plane:
                                ex.response_headers, ex.response_body, ex.remote_addr)
         if call is None:
             return
-        self._follow_lambda_changes(call)
+        self._follow(call)
         category = records.classify(call)
         if category is None:
             return
@@ -168,8 +194,22 @@ class Plane:
         # One event per call, however many trails log it: EventBridge is fed once.
         self.bus.put(cloudtrail_envelope(record))
 
+    def _follow(self, call: apicall.ApiCall) -> None:
+        """What AWS does next after some successful calls: run alarms on new data, warm new code."""
+        if call.error_code:
+            return
+        account = moto.account_for_access_key(call.access_key_id)
+        self._places.add((account, call.region))
+        if call.service == "lambda":
+            self._follow_lambda_changes(call)
+        elif call.service == "cloudwatch" and call.operation == "PutMetricData":
+            for name in {d.get("MetricName") for d in call.params.get("MetricData", [])}:
+                self.alarms.metric_arrived(account, call.region, call.params.get("Namespace", ""), name)
+        elif call.service == "cloudwatch" and call.operation == "PutMetricAlarm":
+            self.alarms.alarm_configured(account, call.region, [call.params.get("AlarmName", "")])
+
     def _follow_lambda_changes(self, call: apicall.ApiCall) -> None:
-        if call.service != "lambda" or call.error_code or self.runtime is None:
+        if self.runtime is None:
             return
         if call.operation == "DeleteFunction":
             name = call.params.get("FunctionName", "")
@@ -181,6 +221,30 @@ class Plane:
             if spec is not None:
                 # Like provisioned concurrency: the first event should not pay a cold start.
                 self.runtime.prewarm(spec)
+
+    # -- logs, metrics, the clock ----------------------------------------------------------
+
+    def _on_log_batch(self, account: str, region: str, group: str, stream: str, events: list[dict]) -> None:
+        self._places.add((account, region))
+        self._enqueue("logs", (account, region, group, stream, events))
+
+    def _emit_metric(self, account: str, region: str, namespace: str, name: str, value: float, **kw: Any) -> None:
+        moto.put_metric(account, region, namespace, name, value, **kw)
+        self.alarms.metric_arrived(account, region, namespace, name)
+
+    def _tick(self) -> None:
+        """Re-evaluate alarms as scaled periods close, so missing data and recovery are seen too."""
+        while not self._stopping.wait(TICK_S):
+            try:
+                self.alarms.tick(sorted(self._places))
+            except Exception as exc:  # the clock keeps going; the failure stays visible
+                log.exception("alarm tick failed")
+                self.failures.append(f"tick: {type(exc).__name__}: {exc}")
+
+    def _enqueue(self, kind: str, payload: Any) -> None:
+        with self._idle:
+            self._pending += 1
+        self._work.put((kind, payload))
 
     # -- Lambda ------------------------------------------------------------------------
 
@@ -264,6 +328,27 @@ class Plane:
             code, message = exc.args
             return _json_error(400, code, message)
 
+    def _validate_filter_pattern(self, body: bytes) -> Response | None:
+        """AWS refuses a metric or subscription filter whose pattern does not parse; moto stores anything."""
+        try:
+            filterpattern.compile(json.loads(body or b"{}").get("filterPattern", ""))
+        except filterpattern.FilterPatternError as exc:
+            return _json_error(400, "InvalidParameterException", str(exc))
+        return None
+
+    def _test_metric_filter(self, body: bytes) -> Response:
+        params = json.loads(body or b"{}")
+        try:
+            pattern = filterpattern.compile(params.get("filterPattern", ""))
+        except filterpattern.FilterPatternError as exc:
+            return _json_error(400, "InvalidParameterException", str(exc))
+        matches = []
+        for number, message in enumerate(params.get("logEventMessages") or [], start=1):
+            match = pattern.match(message)
+            if match is not None:
+                matches.append({"eventNumber": number, "eventMessage": message, "extractedValues": match.extracted})
+        return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps({"matches": matches}).encode()
+
     def _put_events(self, headers: Mapping[str, str], body: bytes) -> Response:
         params = json.loads(body or b"{}")
         entries = params.get("Entries") or []
@@ -274,9 +359,7 @@ class Plane:
         account = moto.account_for_access_key(access_key_of(headers))
         accepted, results = put_events_entries(entries, account=account, region=_region(headers))
         for event, bus in accepted:
-            with self._idle:
-                self._pending += 1
-            self._work.put(("event", (event, bus)))
+            self._enqueue("event", (event, bus))
         failed = sum(1 for r in results if "ErrorCode" in r)
         return 200, {"Content-Type": "application/x-amz-json-1.1"}, json.dumps(
             {"FailedEntryCount": failed, "Entries": results}).encode()

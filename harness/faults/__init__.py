@@ -16,6 +16,7 @@ class Fault:
     name: ClassVar[str]
     iam_actions: ClassVar[tuple[str, ...]] = ()
     idempotent: ClassVar[bool] = True
+    settle_within: ClassVar[float] = 0.0  # AWS seconds the steady state may take to hold before injecting
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -52,4 +53,4 @@ def rebuild(name: str, params: dict) -> Fault:
     return REGISTRY[name](**params)
 
 
-from harness.faults import cloudtrail  # noqa: E402,F401  (the catalog: harness.faults.cloudtrail)
+from harness.faults import cis, cloudtrail, cloudwatch  # noqa: E402,F401  (the catalog: harness.faults.<service>)

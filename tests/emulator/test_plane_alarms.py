@@ -1,0 +1,151 @@
+"""The plane's logs and alarms over HTTP: metric filters emit, alarms evaluate, actions notify, history is kept."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from harness.backends.embedded import EmbeddedBackend
+from harness.config import Settings
+from harness.poll import wait_for
+
+ACCOUNT = "123456789012"
+CIS_4_5 = ("{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || "
+           "($.eventName = StartLogging) || ($.eventName = StopLogging) }")
+
+
+@pytest.fixture(scope="module")
+def aws():
+    backend = EmbeddedBackend(Settings(time_scale=600))
+    backend.start()
+    yield backend
+    backend.stop()
+
+
+@pytest.fixture
+def chain(aws):
+    """A log group with a CIS 4.5 metric filter, an alarm on it, and a topic with an SQS inbox."""
+    suffix = uuid.uuid4().hex[:8]
+    logs, cw, sns, sqs = (aws.client(s) for s in ("logs", "cloudwatch", "sns", "sqs"))
+    group = f"/gameday-test/{suffix}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    metric = f"cfg_changes_{suffix}"
+    logs.put_metric_filter(logGroupName=group, filterName=f"f-{suffix}", filterPattern=CIS_4_5,
+                           metricTransformations=[{"metricName": metric, "metricNamespace": "CISBenchmark",
+                                                   "metricValue": "1"}])
+    topic = sns.create_topic(Name=f"alarms-{suffix}")["TopicArn"]
+    url = sqs.create_queue(QueueName=f"inbox-{suffix}")["QueueUrl"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=f"arn:aws:sqs:us-east-1:{ACCOUNT}:inbox-{suffix}")
+    alarm = f"alarm-{suffix}"
+    cw.put_metric_alarm(AlarmName=alarm, MetricName=metric, Namespace="CISBenchmark", Statistic="Sum", Period=300,
+                        EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
+                        TreatMissingData="notBreaching", AlarmActions=[topic])
+
+    def write(event_name: str) -> None:
+        logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+            {"timestamp": int(time.time() * 1000), "message": json.dumps({"eventName": event_name})}])
+
+    def inbox() -> list[dict]:
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(m["Body"]) for m in msgs]
+
+    return {"alarm": alarm, "write": write, "inbox": inbox, "metric": metric, "group": group}
+
+
+def state(aws, alarm: str) -> str:
+    return aws.client("cloudwatch").describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0]["StateValue"]
+
+
+def test_a_new_alarm_leaves_insufficient_data_for_ok_when_missing_data_is_not_breaching(aws, chain):
+    assert wait_for(lambda: state(aws, chain["alarm"]) == "OK" or None, timeout=5, interval=0.05, describe="OK")
+
+
+def test_matching_record_fires_the_alarm_and_notifies_in_aws_format(aws, chain):
+    chain["write"]("StopLogging")
+    got = wait_for(lambda: chain["inbox"]() or None, timeout=5, interval=0.02, describe="alarm notification")
+    assert got, "no alarm notification reached the inbox"
+    envelope = got[0]
+    assert envelope["Subject"].startswith(f'ALARM: "{chain["alarm"]}" in US East (N. Virginia)')
+    message = json.loads(envelope["Message"])
+    assert message["AlarmName"] == chain["alarm"] and message["NewStateValue"] == "ALARM"
+    assert message["Trigger"]["MetricName"] == chain["metric"] and message["Trigger"]["Threshold"] == 1.0
+    assert state(aws, chain["alarm"]) == "ALARM"
+
+
+def test_non_matching_record_emits_nothing(aws, chain):
+    chain["write"]("DescribeTrails")
+    aws.plane.drain()
+    points = aws.client("cloudwatch").get_metric_statistics(
+        Namespace="CISBenchmark", MetricName=chain["metric"], StartTime=time.time() - 600, EndTime=time.time() + 60,
+        Period=60, Statistics=["Sum"])["Datapoints"]
+    assert points == []
+
+
+def test_alarm_returns_to_ok_when_its_period_passes_without_data(aws, chain):
+    chain["write"]("StopLogging")
+    assert wait_for(lambda: state(aws, chain["alarm"]) == "ALARM" or None, timeout=5, interval=0.02, describe="ALARM")
+    # 300 s periods at scale 600 last 0.5 wall seconds.
+    assert wait_for(lambda: state(aws, chain["alarm"]) == "OK" or None, timeout=5, interval=0.05, describe="OK")
+
+
+def test_history_records_state_updates_and_actions(aws, chain):
+    chain["write"]("DeleteTrail")
+    wait_for(lambda: chain["inbox"]() or None, timeout=5, interval=0.02, describe="alarm notification")
+    items = aws.client("cloudwatch").describe_alarm_history(AlarmName=chain["alarm"])["AlarmHistoryItems"]
+    kinds = {i["HistoryItemType"] for i in items}
+    assert {"StateUpdate", "Action"} <= kinds
+    assert any(i["HistorySummary"].endswith("to ALARM") for i in items)
+
+
+def test_disabled_actions_change_state_but_notify_nobody(aws, chain):
+    aws.client("cloudwatch").disable_alarm_actions(AlarmNames=[chain["alarm"]])
+    chain["write"]("StopLogging")
+    assert wait_for(lambda: state(aws, chain["alarm"]) == "ALARM" or None, timeout=5, interval=0.02, describe="ALARM")
+    aws.plane.drain()
+    assert chain["inbox"]() == []
+
+
+def test_put_metric_data_drives_alarms_too(aws, chain):
+    aws.client("cloudwatch").put_metric_data(Namespace="CISBenchmark", MetricData=[
+        {"MetricName": chain["metric"], "Value": 3.0}])
+    assert wait_for(lambda: state(aws, chain["alarm"]) == "ALARM" or None, timeout=5, interval=0.02, describe="ALARM")
+
+
+def test_invalid_filter_pattern_is_refused_like_aws(aws, chain):
+    with pytest.raises(ClientError) as err:
+        aws.client("logs").put_metric_filter(logGroupName=chain["group"], filterName="broken",
+                                             filterPattern='{ $.eventName = ', metricTransformations=[
+                                                 {"metricName": "m", "metricNamespace": "n", "metricValue": "1"}])
+    assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert "position" in err.value.response["Error"]["Message"]
+
+
+def test_test_metric_filter_is_served(aws):
+    resp = aws.client("logs").test_metric_filter(
+        filterPattern=CIS_4_5, logEventMessages=[json.dumps({"eventName": "StopLogging"}), '{"eventName": "Get"}'])
+    assert [m["eventNumber"] for m in resp["matches"]] == [1]
+
+
+def test_state_change_event_reaches_eventbridge(aws, chain):
+    sqs = aws.client("sqs")
+    url = sqs.create_queue(QueueName=f"events-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = f"alarm-changes-{uuid.uuid4().hex[:8]}"
+    aws.client("events").put_rule(Name=rule, EventPattern=json.dumps({
+        "source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
+        "resources": [{"suffix": f":{chain['alarm']}"}]}))
+    aws.client("events").put_targets(Rule=rule, Targets=[{"Id": "q", "Arn": arn}])
+    chain["write"]("StopLogging")
+
+    def alarm_event():
+        msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        events = [json.loads(m["Body"]) for m in msgs]
+        return [e for e in events if e["detail"]["state"]["value"] == "ALARM"] or None
+
+    got = wait_for(alarm_event, timeout=5, interval=0.02, describe="state change event")
+    assert got and got[0]["detail"]["alarmName"] == chain["alarm"]
