@@ -13,7 +13,7 @@ from harness.sla import parse_time_scale
 
 BACKENDS = ("embedded", "localstack", "aws")
 SABOTAGE = ("detection", "remediation")
-LATENCY_PROFILES = ("instant",)
+LATENCY_PROFILES = ("instant", "aws")
 DEFAULT_TIME_SCALE = {"embedded": 60.0, "localstack": 1.0, "aws": 1.0}
 
 

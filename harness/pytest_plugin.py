@@ -24,7 +24,7 @@ _OPTIONS = {
     "allowed_accounts": "comma-separated account ids the aws backend may touch",
     "time_scale": "divide SLAs by this factor (default 60 embedded, 1 aws)",
     "sabotage": "negative control: deploy the stack without its 'detection' or 'remediation'",
-    "latency_profile": "emulator latency profile: instant",
+    "latency_profile": "emulator latency: instant (as soon as possible) or aws (AWS-like delays, scaled)",
     "stack_prefix": "name prefix of the reference stack's resources (default gameday)",
     "stack_file": "JSON description of your own stack (as printed by `gameday up`) instead of deploying ours",
     "journal": "fault journal path (default ~/.local/state/gameday/journal.jsonl)",

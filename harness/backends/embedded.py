@@ -20,7 +20,7 @@ class EmbeddedBackend(Backend):
 
     def __init__(self, settings, *, port: int = 0):
         super().__init__(settings)
-        self.server = EmbeddedServer(port=port, time_scale=self.time_scale)
+        self.server = EmbeddedServer(port=port, time_scale=self.time_scale, latency_profile=self.latency_profile)
 
     def start(self) -> None:
         for name in _PROFILE_VARIABLES:

@@ -27,8 +27,10 @@ class AlarmService:
     """
 
     def __init__(self, *, clock: PlaneClock, publish: Callable[[str, str, str], None],
-                 put_event: Callable[[dict], None], invoke_lambda: Callable[[str, bytes], None]):
+                 put_event: Callable[[dict], None], invoke_lambda: Callable[[str, bytes], None],
+                 closed_periods_only: bool = False):
         self.clock = clock
+        self.closed_periods_only = closed_periods_only
         self._last: dict[str, evaluation.Evaluation] = {}
         self._publish = publish
         self._put_event = put_event
@@ -68,15 +70,19 @@ class AlarmService:
             try:
                 spec = evaluation.AlarmSpec(**fields)
                 count = evaluation.lookback(spec)
-                # The open period counts (instant profile): evaluate as if it had just closed.
-                anchor = (self.clock.now() // spec.period + 1) * spec.period
+                if self.closed_periods_only:
+                    # aws profile: only closed periods, windows ending on the last whole minute, as AWS does.
+                    anchor, align = self.clock.now(), 60
+                else:
+                    # instant profile: the open period counts, as if it had just closed.
+                    anchor, align = (self.clock.now() // spec.period + 1) * spec.period, None
                 since_wall = self.clock.origin + (anchor - (count + 1) * spec.period - self.clock.origin) / \
                     self.clock.time_scale
                 points = [(self.clock.aws(at), value) for at, value in moto.metric_points(
                     account, region, spec.namespace, spec.metric_name, dict(spec.dimensions), since=since_wall)]
-                periods = evaluation.bucket(points, period=spec.period, now=anchor, count=count)
+                periods = evaluation.bucket(points, period=spec.period, now=anchor, count=count, align=align)
                 state = moto.alarm_state(alarm)
-                result = evaluation.evaluate(spec, periods, state["value"], now=anchor)
+                result = evaluation.evaluate(spec, periods, state["value"], now=anchor, align=align)
             except NotImplementedError as exc:
                 self._note_failure(alarm.name, str(exc))
                 return

@@ -46,6 +46,10 @@ class Exchange:
 
 
 Response = tuple[int, dict[str, str], bytes]
+# The aws latency profile's delays, in AWS seconds (scaled by the time scale): CloudTrail hands API events to
+# EventBridge within seconds, and records reach CloudWatch Logs in about five minutes (AWS's typical figures).
+CLOUDTRAIL_TO_EVENTBRIDGE_S = 5.0
+CLOUDTRAIL_TO_LOGS_S = 300.0
 # How often the plane's clock re-evaluates alarms (wall seconds): well under a scaled period (5 s for 300 s at 60).
 TICK_S = 0.25
 
@@ -54,13 +58,15 @@ TICK_S = 0.25
 class Plane:
     """State and machinery of the embedded monitoring plane; the HTTP middleware only observes and dispatches."""
 
-    def __init__(self, *, time_scale: float = 60.0) -> None:
+    def __init__(self, *, time_scale: float = 60.0, latency_profile: str = "instant") -> None:
+        self.latency_profile = latency_profile
         self.history = EventHistory()
         self.bus = EventBus(invoke_lambda=self._invoke_lambda_async)
         self.logs = LogIngest(emit_metric=self._emit_metric, invoke_lambda=self._invoke_lambda_async)
         self.clock = PlaneClock(time_scale)
         self.alarms = AlarmService(clock=self.clock, publish=moto.sns_publish, put_event=self.bus.put,
-                                   invoke_lambda=self._invoke_lambda_async)
+                                   invoke_lambda=self._invoke_lambda_async,
+                                   closed_periods_only=latency_profile == "aws")
         self.time_scale = time_scale
         self._places: set[tuple[str, str]] = set()
         self._stopping = threading.Event()
@@ -148,6 +154,8 @@ class Plane:
                     self._record(payload)
                 elif kind == "logs":
                     self.logs.ingest(*payload)
+                elif kind == "trail-logs":
+                    self._deliver_trail_logs(*payload)
                 elif kind == "preload":
                     apicall.preload(*payload)
                 else:
@@ -185,14 +193,21 @@ class Plane:
         stamp = int(ex.at.timestamp() * 1000)
         for trail in trails:
             if trail.log_group_arn:
-                group = moto.log_group_name_from_arn(trail.log_group_arn)
                 # CloudTrail names its streams <account>_CloudTrail_<region>.
-                stream = f"{account}_CloudTrail_{call.region}"
-                home = trail.log_group_arn.split(":")[3]
-                if not moto.put_log_lines(group, stream, [(stamp, line)], account_id=account, region=home):
-                    self.failures.append(f"trail {trail.name}: log group {group} does not exist")
+                delivery = (trail.name, trail.log_group_arn, f"{account}_CloudTrail_{call.region}", account, stamp, line)
+                self._enqueue("trail-logs", delivery, delay_aws=self._delay(CLOUDTRAIL_TO_LOGS_S))
         # One event per call, however many trails log it: EventBridge is fed once.
-        self.bus.put(cloudtrail_envelope(record))
+        self._enqueue("event", (cloudtrail_envelope(record), "default"),
+                      delay_aws=self._delay(CLOUDTRAIL_TO_EVENTBRIDGE_S))
+
+    def _deliver_trail_logs(self, trail: str, group_arn: str, stream: str, account: str, stamp: int,
+                            line: str) -> None:
+        group = moto.log_group_name_from_arn(group_arn)
+        if not moto.put_log_lines(group, stream, [(stamp, line)], account_id=account, region=group_arn.split(":")[3]):
+            self.failures.append(f"trail {trail}: log group {group} does not exist")
+
+    def _delay(self, aws_seconds: float) -> float:
+        return aws_seconds if self.latency_profile == "aws" else 0.0
 
     def _follow(self, call: apicall.ApiCall) -> None:
         """What AWS does next after some successful calls: run alarms on new data, warm new code."""
@@ -241,10 +256,16 @@ class Plane:
                 log.exception("alarm tick failed")
                 self.failures.append(f"tick: {type(exc).__name__}: {exc}")
 
-    def _enqueue(self, kind: str, payload: Any) -> None:
+    def _enqueue(self, kind: str, payload: Any, *, delay_aws: float = 0.0) -> None:
+        """Queue work for the delivery thread, now or after `delay_aws` seconds of AWS time (the aws profile)."""
         with self._idle:
             self._pending += 1
-        self._work.put((kind, payload))
+        if delay_aws <= 0:
+            self._work.put((kind, payload))
+            return
+        timer = threading.Timer(delay_aws / self.time_scale, self._work.put, args=((kind, payload),))
+        timer.daemon = True
+        timer.start()
 
     # -- Lambda ------------------------------------------------------------------------
 

@@ -83,11 +83,12 @@ class _QuietHandler(MotoRequestHandler):
 class EmbeddedServer:
     """moto + the monitoring plane, served on a loopback address and a free port."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, time_scale: float = 60.0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, time_scale: float = 60.0,
+                 latency_profile: str = "instant"):
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the embedded endpoint binds loopback only, not {host}")
         self.host, self.port = host, port
-        self.plane = Plane(time_scale=time_scale)
+        self.plane = Plane(time_scale=time_scale, latency_profile=latency_profile)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
