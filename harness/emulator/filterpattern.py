@@ -568,8 +568,8 @@ def _walk(node: object, path: tuple) -> object:
 class _Gen:
     """Builds one Python function from a tree: constants and regexes become globals of the generated code."""
 
-    def __init__(self, hoisted: dict[str, str] | None = None):
-        self.hoisted = hoisted or {}  # top-level key -> local already holding d.get(key, _ABSENT)
+    def __init__(self):
+        self.hoisted: dict[str, str] = {}  # top-level key -> local already holding d.get(key, _ABSENT)
         self.ns: dict[str, object] = {"_ABSENT": _ABSENT, "_snum": _snum, "_walk": _walk, "_decode": _decode,
                                       "MISSING": MISSING, "_NUMS": (int, float)}
         self.counter = 0
