@@ -49,15 +49,15 @@ class GameDay:
     @contextmanager
     def inject(self, fault: Fault) -> Iterator[Fault]:
         """Apply a fault for the body of the `with`; always revert it, then check steady state again."""
-        steady = fault.steady()
-        with reporting.phase(f"steady state before: {steady.description}"):
+        steady, before = fault.steady(), fault.precondition()
+        with reporting.phase(f"steady state before: {before.description}"):
             if fault.settle_within:
                 # e.g. an alarm still in ALARM from earlier activity must recover before a new breach can show.
                 limit = self.clock.wall_limit(fault.settle_within)
-                self._call(lambda: wait_for(lambda: steady(self.aws)[0] or None, timeout=limit,
-                                            interval=interval_for(limit), describe=steady.description),
-                           steady.description)
-            ok, evidence = self._observe(steady)
+                self._call(lambda: wait_for(lambda: before(self.aws)[0] or None, timeout=limit,
+                                            interval=interval_for(limit), describe=before.description),
+                           before.description)
+            ok, evidence = self._observe(before)
             self._note("steady state before", evidence=evidence, holds=ok)
             if not ok:
                 raise SteadyStateViolated(f"before injecting {fault.describe()}: {evidence}")

@@ -34,6 +34,10 @@ class Fault:
         """What holds before the fault and must hold again after revert."""
         raise NotImplementedError
 
+    def precondition(self) -> Probe:
+        """What must hold before injecting (by default the steady state)."""
+        return self.steady()
+
     def snapshot(self, aws: Any) -> dict | None:
         """What revert needs to put things back exactly (read-only calls only)."""
         return None

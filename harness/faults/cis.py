@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from botocore.exceptions import ClientError
 
 from harness.faults import Fault
-from harness.probes import Probe
+from harness.probes import Probe, all_of
 from harness.probes import cloudwatch as probes
 
 __all__ = ["unauthorized_api_call", "console_login_without_mfa", "root_account_usage", "iam_policy_change",
@@ -31,7 +31,11 @@ class CisFault(Fault):
     settle_within: ClassVar[float] = 900.0  # AWS seconds to wait for the alarm to leave ALARM before injecting
 
     def steady(self) -> Probe:
-        return probes.not_in_alarm(self.alarm)
+        return probes.alarm_armed(self.alarm)
+
+    def precondition(self) -> Probe:
+        return all_of(f"alarm {self.alarm} armed and not in ALARM", probes.alarm_armed(self.alarm),
+                      probes.not_in_alarm(self.alarm))
 
     def apply(self, aws: Any, snapshot: dict | None) -> None:
         raise NotImplementedError
@@ -280,6 +284,10 @@ class Ec2ProbeFault(CisFault):
 
     TAG: ClassVar[dict] = {"Key": "gameday", "Value": "cis-probe"}
 
+    def snapshot(self, aws: Any) -> dict | None:
+        # Looked up before the clock starts: the first EC2 call can be slow and is not part of the fault.
+        return {"vpc": _default_vpc(aws)}
+
     def tags(self, kind: str) -> list[dict]:
         return [{"ResourceType": kind, "Tags": [self.TAG]}]
 
@@ -294,7 +302,7 @@ class SecurityGroupChange(Ec2ProbeFault):
 
     def apply(self, aws: Any, snapshot: dict | None) -> None:
         aws.client("ec2").create_security_group(GroupName=f"gameday-cis-probe-{uuid.uuid4().hex[:8]}",
-                                                Description="gameday CIS 4.10 probe", VpcId=_default_vpc(aws),
+                                                Description="gameday CIS 4.10 probe", VpcId=_vpc(snapshot),
                                                 TagSpecifications=self.tags("security-group"))
 
     def revert(self, aws: Any, snapshot: dict | None) -> None:
@@ -313,7 +321,7 @@ class NaclChange(Ec2ProbeFault):
                    "ec2:CreateTags")
 
     def apply(self, aws: Any, snapshot: dict | None) -> None:
-        aws.client("ec2").create_network_acl(VpcId=_default_vpc(aws), TagSpecifications=self.tags("network-acl"))
+        aws.client("ec2").create_network_acl(VpcId=_vpc(snapshot), TagSpecifications=self.tags("network-acl"))
 
     def revert(self, aws: Any, snapshot: dict | None) -> None:
         ec2 = aws.client("ec2")
@@ -348,7 +356,7 @@ class RouteTableChange(Ec2ProbeFault):
                    "ec2:CreateTags")
 
     def apply(self, aws: Any, snapshot: dict | None) -> None:
-        aws.client("ec2").create_route_table(VpcId=_default_vpc(aws), TagSpecifications=self.tags("route-table"))
+        aws.client("ec2").create_route_table(VpcId=_vpc(snapshot), TagSpecifications=self.tags("route-table"))
 
     def revert(self, aws: Any, snapshot: dict | None) -> None:
         ec2 = aws.client("ec2")
@@ -378,6 +386,11 @@ class VpcChange(CisFault):
         assert snapshot is not None
         aws.client("ec2").modify_vpc_attribute(VpcId=snapshot["vpc"],
                                                EnableDnsHostnames={"Value": snapshot["enableDnsHostnames"]})
+
+
+def _vpc(snapshot: dict | None) -> str:
+    assert snapshot is not None, "EC2 probe faults look up the default VPC in snapshot()"
+    return snapshot["vpc"]
 
 
 def _ignore_missing(call: Any, code: str) -> None:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -14,15 +15,35 @@ FUNCTION_SOURCE = Path(__file__).with_name("functions") / "remediate_cloudtrail.
 FUNCTION_ENV_VAR = "GAMEDAY_DESIRED"
 TOPIC_TARGET_ID = "security-topic"
 FUNCTION_TARGET_ID = "remediate"
+CIS_CONTROLS_FILE = Path(__file__).with_name("cis-monitoring-controls.json")
+ALARMS_FUNCTION_SOURCE = Path(__file__).with_name("functions") / "remediate_alarms.py"
+# Fifteen alarms and filters overflow Lambda's 4 KB environment: the zip carries them, the variable names the file.
+ALARMS_DESIRED_FILE = "desired.json"
+CIS_TREAT_MISSING_DATA = "notBreaching"  # no matching calls in a period is the normal, healthy state
 
 # CloudTrail calls that blind the trail, split by the request parameter that names the trail.
 TRAIL_TAMPERING_BY_NAME = ("StopLogging", "DeleteTrail", "UpdateTrail")
 TRAIL_TAMPERING_BY_TRAIL_NAME = ("PutEventSelectors",)  # real records carry requestParameters.trailName
 BUCKET_TAMPERING = ("PutBucketLifecycle", "DeleteBucketPolicy")  # CloudTrail's names for the S3 calls
+# CloudWatch and CloudWatch Logs calls that blind the CIS controls, split by the request parameter naming the target.
+ALARM_TAMPERING_BY_NAMES = ("DeleteAlarms", "DisableAlarmActions")  # requestParameters.alarmNames, a list
+ALARM_TAMPERING_BY_NAME = ("PutMetricAlarm",)  # requestParameters.alarmName
+FILTER_TAMPERING = ("DeleteMetricFilter", "PutMetricFilter")  # requestParameters.logGroupName and .filterName
 
 _PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,18}[a-z0-9])?$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(?:-[a-z]+)+-\d+$")
+
+
+def _load_controls() -> dict[str, Any]:
+    data = json.loads(CIS_CONTROLS_FILE.read_text())
+    ids = [c["id"] for c in data["controls"]]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{CIS_CONTROLS_FILE.name} repeats a control id")
+    return data
+
+
+CIS_CONTROLS = _load_controls()
 
 
 @dataclass(frozen=True)
@@ -39,6 +60,12 @@ class Names:
     function_role: str
     function_log_group: str
     rule: str
+    alarms_function: str
+    alarms_function_role: str
+    alarms_function_log_group: str
+    alarms_rule: str
+    cis_prefix: str  # every CIS metric filter and alarm name starts with it
+    muted_topic: str  # where the CIS alarms notify when detection is sabotaged: a topic nobody reads
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,76 @@ class Function:
     source: Path
     environment: dict[str, str]
     permission: Permission
+    bundle: dict[str, str] = field(default_factory=dict)  # file name -> text, zipped next to the handler
+
+
+@dataclass(frozen=True)
+class MetricFilter:
+    name: str
+    log_group_name: str
+    pattern: str
+    metric_name: str
+    metric_namespace: str
+    metric_value: str
+
+    def put_params(self) -> dict[str, Any]:
+        """Keyword arguments for PutMetricFilter."""
+        return {
+            "logGroupName": self.log_group_name,
+            "filterName": self.name,
+            "filterPattern": self.pattern,
+            "metricTransformations": [
+                {
+                    "metricName": self.metric_name,
+                    "metricNamespace": self.metric_namespace,
+                    "metricValue": self.metric_value,
+                }
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class Alarm:
+    name: str
+    arn: str
+    description: str
+    metric_name: str
+    namespace: str
+    statistic: str
+    period: int
+    evaluation_periods: int
+    threshold: float
+    comparison_operator: str
+    treat_missing_data: str
+    actions_enabled: bool
+    alarm_actions: tuple[str, ...]
+
+    def put_params(self) -> dict[str, Any]:
+        """Keyword arguments for PutMetricAlarm (a put overwrites every setting it leaves out)."""
+        return {
+            "AlarmName": self.name,
+            "AlarmDescription": self.description,
+            "ActionsEnabled": self.actions_enabled,
+            "AlarmActions": list(self.alarm_actions),
+            "MetricName": self.metric_name,
+            "Namespace": self.namespace,
+            "Statistic": self.statistic,
+            "Period": self.period,
+            "EvaluationPeriods": self.evaluation_periods,
+            "Threshold": self.threshold,
+            "ComparisonOperator": self.comparison_operator,
+            "TreatMissingData": self.treat_missing_data,
+        }
+
+
+@dataclass(frozen=True)
+class CisControl:
+    """One CIS AWS Foundations monitoring control: a metric filter on the trail's log group and its alarm."""
+
+    id: str
+    title: str
+    metric_filter: MetricFilter
+    alarm: Alarm
 
 
 @dataclass(frozen=True)
@@ -165,6 +262,10 @@ class StackOutputs:
     function_name: str | None = None
     function_arn: str | None = None
     sabotage: str | None = None
+    alarm_names: dict[str, str] = field(default_factory=dict)  # CIS control id -> alarm name
+    metric_filter_names: dict[str, str] = field(default_factory=dict)  # CIS control id -> filter name
+    alarms_function_name: str | None = None
+    alarms_rule_name: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -181,10 +282,14 @@ class StackOutputs:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown stack output field(s): {', '.join(unknown)}")
-        required = {f.name for f in fields(cls) if f.default is not None}
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
         missing = sorted(required - set(data))
         if missing:
             raise ValueError(f"missing stack output field(s): {', '.join(missing)}")
+        for key in ("alarm_names", "metric_filter_names"):
+            value = data.get(key, {})
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise ValueError(f"stack output {key} must map CIS control ids to names")
         return cls(**data)
 
 
@@ -204,6 +309,10 @@ class DesiredState:
     subscription: Subscription
     function: Function | None  # None when sabotaged without remediation
     rule: Rule
+    controls: tuple[CisControl, ...]
+    alarms_function: Function | None  # None when sabotaged without remediation
+    alarms_rule: Rule
+    muted_topic: Topic | None  # only when sabotaged without detection
 
     def outputs(self) -> StackOutputs:
         return StackOutputs(
@@ -219,6 +328,10 @@ class DesiredState:
             function_name=self.function.name if self.function else None,
             function_arn=self.function.arn if self.function else None,
             sabotage=self.sabotage,
+            alarm_names={c.id: c.alarm.name for c in self.controls},
+            metric_filter_names={c.id: c.metric_filter.name for c in self.controls},
+            alarms_function_name=self.alarms_function.name if self.alarms_function else None,
+            alarms_rule_name=self.alarms_rule.name,
         )
 
 
@@ -248,6 +361,12 @@ def desired_state(
         function_role=f"{prefix}-remediation",
         function_log_group=f"/aws/lambda/{prefix}-remediate-cloudtrail",
         rule=f"{prefix}-cloudtrail-tampering",
+        alarms_function=f"{prefix}-remediate-alarms",
+        alarms_function_role=f"{prefix}-remediate-alarms",
+        alarms_function_log_group=f"/aws/lambda/{prefix}-remediate-alarms",
+        alarms_rule=f"{prefix}-alarm-tampering",
+        cis_prefix=f"{prefix}-cis-",
+        muted_topic=f"{prefix}-security-muted",
     )
     if len(names.bucket) > 63:
         raise ValueError(f"bucket name {names.bucket!r} is longer than S3's 63 characters: use a shorter prefix")
@@ -348,6 +467,57 @@ def desired_state(
         state="ENABLED",
         targets=tuple(targets),
     )
+
+    # Without detection the CIS alarms stay armed but notify a topic nobody reads: whatever they would have
+    # caught then goes unseen, while probes of the alarms themselves still find them intact.
+    muted_topic = None
+    alarm_actions = (topic_arn,)
+    if sabotage == "detection":
+        muted_arn = arn("sns", names.muted_topic)
+        muted_topic = Topic(names.muted_topic, muted_arn, _topic_policy(muted_arn, account_id))
+        alarm_actions = (muted_arn,)
+    controls = tuple(
+        _cis_control(control, CIS_CONTROLS["alarm"], names, log_group.name, alarm_actions, arn)
+        for control in CIS_CONTROLS["controls"]
+    )
+    alarms_rule_arn = arn("events", f"rule/{names.alarms_rule}")
+    alarms_function = None
+    if sabotage != "remediation":
+        alarms_desired = _alarms_desired(controls)
+        alarms_function = Function(
+            name=names.alarms_function,
+            arn=arn("lambda", f"function:{names.alarms_function}"),
+            role=_alarms_function_role(names, arn, controls, log_group_arn),
+            runtime="python3.12",
+            handler="remediate_alarms.handler",
+            timeout=60,
+            source=ALARMS_FUNCTION_SOURCE,
+            environment={FUNCTION_ENV_VAR: json.dumps(
+                {"file": ALARMS_DESIRED_FILE, "sha256": hashlib.sha256(alarms_desired.encode()).hexdigest()},
+                separators=(",", ":"),
+            )},
+            permission=Permission(
+                statement_id=f"{names.alarms_rule}-invoke",
+                action="lambda:InvokeFunction",
+                principal="events.amazonaws.com",
+                source_arn=alarms_rule_arn,
+            ),
+            bundle={ALARMS_DESIRED_FILE: alarms_desired},
+        )
+    alarms_targets = []
+    if sabotage != "detection":
+        alarms_targets.append(Target(TOPIC_TARGET_ID, topic_arn))
+    if alarms_function is not None:
+        alarms_targets.append(Target(FUNCTION_TARGET_ID, alarms_function.arn))
+    alarms_rule = Rule(
+        name=names.alarms_rule,
+        arn=alarms_rule_arn,
+        event_bus="default",
+        description=f"Gameday: tampering with the CIS alarms or metric filters {names.cis_prefix}*",
+        pattern=_alarm_tampering_pattern(names.cis_prefix, log_group.name),
+        state="ENABLED",
+        targets=tuple(alarms_targets),
+    )
     return DesiredState(
         account_id=account_id,
         region=region,
@@ -363,6 +533,10 @@ def desired_state(
         subscription=subscription,
         function=function,
         rule=rule,
+        controls=controls,
+        alarms_function=alarms_function,
+        alarms_rule=alarms_rule,
+        muted_topic=muted_topic,
     )
 
 
@@ -533,6 +707,126 @@ def _tampering_pattern(trail: Trail, bucket_name: str) -> dict[str, Any]:
                 "detail": {
                     "eventName": list(BUCKET_TAMPERING),
                     "requestParameters": {"bucketName": [bucket_name]},
+                },
+            },
+        ],
+    }
+
+
+def _cis_control(
+    control: dict[str, Any], alarm: dict[str, Any], names: Names, log_group: str,
+    alarm_actions: tuple[str, ...], arn: Any,
+) -> CisControl:
+    filter_name = f"{names.cis_prefix}{control['id'].replace('.', '-')}"
+    alarm_name = f"{filter_name}-{control['metricName']}"
+    return CisControl(
+        id=control["id"],
+        title=control["title"],
+        metric_filter=MetricFilter(
+            name=filter_name,
+            log_group_name=log_group,
+            pattern=control["filterPattern"],
+            metric_name=control["metricName"],
+            metric_namespace=alarm["namespace"],
+            metric_value="1",
+        ),
+        alarm=Alarm(
+            name=alarm_name,
+            arn=arn("cloudwatch", f"alarm:{alarm_name}"),
+            description=f"CIS {control['id']} {control['title']}",
+            metric_name=control["metricName"],
+            namespace=alarm["namespace"],
+            statistic=alarm["statistic"],
+            period=alarm["period"],
+            evaluation_periods=alarm["evaluationPeriods"],
+            threshold=float(alarm["threshold"]),
+            comparison_operator=alarm["comparisonOperator"],
+            treat_missing_data=CIS_TREAT_MISSING_DATA,
+            actions_enabled=True,
+            alarm_actions=alarm_actions,
+        ),
+    )
+
+
+def _alarms_desired(controls: tuple[CisControl, ...]) -> str:
+    """The alarms function's bundled desired.json: PutMetricAlarm and PutMetricFilter arguments, byte-stable."""
+    return json.dumps(
+        {
+            "alarms": [c.alarm.put_params() for c in controls],
+            "metric_filters": [c.metric_filter.put_params() for c in controls],
+        },
+        indent=1,
+        sort_keys=True,
+    ) + "\n"
+
+
+def _alarms_function_role(names: Names, arn: Any, controls: tuple[CisControl, ...], log_group_arn: str) -> Role:
+    own_logs = arn("logs", f"log-group:{names.alarms_function_log_group}")
+    return Role(
+        name=names.alarms_function_role,
+        arn=arn("iam", f"role/{names.alarms_function_role}", regional=False),
+        trust_policy=_trust("lambda.amazonaws.com"),
+        inline_policies={
+            "remediate-alarms": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        # Read-only; resource-level support for Describe* varies, and "*" cannot fail on AWS only.
+                        "Sid": "ReadAlarmsAndFilters",
+                        "Effect": "Allow",
+                        "Action": ["cloudwatch:DescribeAlarms", "logs:DescribeMetricFilters"],
+                        "Resource": "*",
+                    },
+                    {
+                        "Sid": "ReconcileAlarms",
+                        "Effect": "Allow",
+                        "Action": ["cloudwatch:EnableAlarmActions", "cloudwatch:PutMetricAlarm"],
+                        "Resource": [c.alarm.arn for c in controls],
+                    },
+                    {
+                        # Delete only where an emulator kept a second filter of the same name (moto appends).
+                        "Sid": "ReconcileMetricFilters",
+                        "Effect": "Allow",
+                        "Action": ["logs:DeleteMetricFilter", "logs:PutMetricFilter"],
+                        "Resource": [log_group_arn, f"{log_group_arn}:*"],
+                    },
+                    {
+                        "Sid": "OwnLogs",
+                        "Effect": "Allow",
+                        "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+                        "Resource": [own_logs, f"{own_logs}:*"],
+                    },
+                ],
+            }
+        },
+    )
+
+
+def _alarm_tampering_pattern(cis_prefix: str, log_group: str) -> dict[str, Any]:
+    # A name prefix, not the 30 names: EventBridge's default pattern quota is 2048 characters.
+    ours = [{"prefix": cis_prefix}]
+    return {
+        "detail-type": ["AWS API Call via CloudTrail"],
+        "$or": [
+            {
+                "source": ["aws.monitoring"],
+                "detail": {
+                    "eventName": list(ALARM_TAMPERING_BY_NAMES),
+                    "requestParameters": {"alarmNames": ours},
+                },
+            },
+            {
+                "source": ["aws.monitoring"],
+                "detail": {
+                    "eventName": list(ALARM_TAMPERING_BY_NAME),
+                    "requestParameters": {"alarmName": ours},
+                },
+            },
+            {
+                "source": ["aws.logs"],
+                "detail": {
+                    "eventName": list(FILTER_TAMPERING),
+                    "requestParameters": {"logGroupName": [log_group], "filterName": ours},
                 },
             },
         ],

@@ -23,6 +23,7 @@ READ_ONLY = ("Get", "Describe", "List", "Head", "Lookup")
 ALL_RESOURCES = {
     "log_role", "log_group", "bucket", "trail", "topic", "queue", "subscription",
     "function_role", "function", "permission", "rule",
+    "metric_filters", "alarms", "alarms_function_role", "alarms_function", "alarms_permission", "alarms_rule",
 }
 
 
@@ -281,6 +282,7 @@ def _leftovers(backend, desired):
         "queues": c("sqs").list_queues().get("QueueUrls", []),
         "functions": c("lambda").list_functions()["Functions"],
         "rules": c("events").list_rules()["Rules"],
+        "alarms": c("cloudwatch").describe_alarms()["MetricAlarms"],
     }
 
 
@@ -292,7 +294,8 @@ def test_teardown_leaves_nothing(backend, desired):
     s3.put_object(Bucket=desired.bucket.name, Key=key, Body=b"1")
     s3.put_object(Bucket=desired.bucket.name, Key=key, Body=b"2")
     s3.delete_object(Bucket=desired.bucket.name, Key=key)
-    backend.client("logs").create_log_group(logGroupName=desired.names.function_log_group)
+    for group in (desired.names.function_log_group, desired.names.alarms_function_log_group):
+        backend.client("logs").create_log_group(logGroupName=group)
 
     report = teardown(backend.client, desired)
 
@@ -348,7 +351,7 @@ def test_create_function_waits_for_a_new_role_to_propagate(backend, desired, mon
                                "The role defined for the function cannot be assumed by Lambda.", 2, attempts))
     report = deploy(backend.client, desired)
     assert report.resources["function"] == "created"
-    assert attempts == ["CreateFunction"] * 3
+    assert attempts == ["CreateFunction"] * 4  # two refusals, then the trail's and the alarms' functions
 
 
 def test_propagation_retry_has_a_hard_deadline(backend, desired, monkeypatch):
