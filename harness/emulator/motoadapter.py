@@ -228,7 +228,9 @@ def create_operator_user(account_id: str, user_name: str) -> dict[str, str]:
     backend = iam_backends[account_id][PARTITION]
     if user_name not in backend.users:
         backend.create_user(region_name="us-east-1", user_name=user_name, path="/", tags=[])
-    key = backend.create_access_key(user_name)
+    user = backend.users[user_name]
+    # moto's state is per process: a second endpoint in the same process reuses the key (AWS allows two).
+    key = user.access_keys[0] if user.access_keys else backend.create_access_key(user_name)
     return {"aws_access_key_id": key.access_key_id, "aws_secret_access_key": key.secret_access_key}
 
 
@@ -290,9 +292,10 @@ def put_metric(account_id: str, region: str, namespace: str, name: str, value: f
                timestamp: datetime | None = None) -> None:
     from moto.cloudwatch.models import cloudwatch_backends
 
+    at = (timestamp or datetime.now(timezone.utc)).astimezone(timezone.utc).replace(tzinfo=None)
     datum: dict[str, Any] = {"MetricName": name, "Value": float(value),
                              "Dimensions": [{"Name": k, "Value": v} for k, v in (dimensions or {}).items()],
-                             "Timestamp": timestamp or datetime.now(timezone.utc)}
+                             "Timestamp": at}  # moto keeps naive UTC datetimes
     if unit:
         datum["Unit"] = unit
     cloudwatch_backends[account_id][region].put_metric_data(namespace, [datum])

@@ -49,6 +49,7 @@ Response = tuple[int, dict[str, str], bytes]
 # The aws latency profile's delays, in AWS seconds (scaled by the time scale): CloudTrail hands API events to
 # EventBridge within seconds, and records reach CloudWatch Logs in about five minutes (AWS's typical figures).
 CLOUDTRAIL_TO_EVENTBRIDGE_S = 5.0
+_LIVE: list["Plane"] = []  # the running plane, if any (moto's state, and so the plane, is one per process)
 CLOUDTRAIL_TO_LOGS_S = 300.0
 # How often the plane's clock re-evaluates alarms (wall seconds): well under a scaled period (5 s for 300 s at 60).
 TICK_S = 0.25
@@ -82,6 +83,9 @@ class Plane:
         self._thread: threading.Thread | None = None
 
     def start(self, endpoint_url: str) -> None:
+        if _LIVE:
+            raise RuntimeError("one embedded endpoint per process: moto's state is per process; stop the other first")
+        _LIVE.append(self)
         self.endpoint_url = endpoint_url
         self.runtime = LambdaRuntime(endpoint_url, on_log=self._lambda_log)
         self._thread = threading.Thread(target=self._run, name="gameday-plane", daemon=True)
@@ -94,6 +98,8 @@ class Plane:
         self._ticker.start()
 
     def stop(self) -> None:
+        if self in _LIVE:
+            _LIVE.remove(self)
         moto.stop_listening_to_log_ingestion(self._on_log_batch)
         self._stopping.set()
         if self._ticker is not None:

@@ -100,7 +100,12 @@ class EmbeddedServer:
         app = PlaneMiddleware(DomainDispatcherApplication(create_backend_app), self.plane)
         self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_QuietHandler)
         self.port = self._server.server_address[1]
-        self.plane.start(self.url)
+        try:
+            self.plane.start(self.url)
+        except BaseException:
+            self._server.server_close()
+            self._server = None
+            raise
         self._thread = threading.Thread(target=self._server.serve_forever, name="gameday-endpoint", daemon=True)
         self._thread.start()
         return self.url

@@ -151,26 +151,70 @@ def test_state_change_event_reaches_eventbridge(aws, chain):
     assert got and got[0]["detail"]["alarmName"] == chain["alarm"]
 
 
-def test_aws_profile_waits_for_the_period_to_close():
-    backend = EmbeddedBackend(Settings(time_scale=600, latency_profile="aws"))
-    backend.start()
-    try:
-        logs, cw = backend.client("logs"), backend.client("cloudwatch")
-        logs.create_log_group(logGroupName="/aws-profile")
-        logs.create_log_stream(logGroupName="/aws-profile", logStreamName="s")
-        logs.put_metric_filter(logGroupName="/aws-profile", filterName="f", filterPattern=CIS_4_5,
-                               metricTransformations=[{"metricName": "m", "metricNamespace": "ns", "metricValue": "1"}])
-        cw.put_metric_alarm(AlarmName="aws-profile", MetricName="m", Namespace="ns", Statistic="Sum", Period=300,
-                            EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
-                            TreatMissingData="notBreaching")
-        started = time.monotonic()
-        logs.put_log_events(logGroupName="/aws-profile", logStreamName="s", logEvents=[
-            {"timestamp": int(time.time() * 1000), "message": json.dumps({"eventName": "StopLogging"})}])
-        backend.plane.drain()
-        assert state(backend, "aws-profile") != "ALARM", "the open period must not count in the aws profile"
-        assert wait_for(lambda: state(backend, "aws-profile") == "ALARM" or None, timeout=5, interval=0.02,
-                        describe="ALARM after the period closes")
-        # A 300 s period at scale 600 closes within 0.5 wall seconds (plus the minute alignment: 0.1 s).
-        assert time.monotonic() - started < 2.0
-    finally:
-        backend.stop()
+def test_metric_values_dimensions_and_default_value(aws):
+    logs, cw = aws.client("logs"), aws.client("cloudwatch")
+    group, ns = f"/values-{uuid.uuid4().hex[:8]}", f"ns-{uuid.uuid4().hex[:8]}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    logs.put_metric_filter(logGroupName=group, filterName="bytes", filterPattern="{ $.status = 200 }",
+                           metricTransformations=[{"metricName": "bytes", "metricNamespace": ns,
+                                                   "metricValue": "$.bytes", "defaultValue": 0.0,
+                                                   "dimensions": {"user": "$.user"}, "unit": "Bytes"}])
+
+    def put(*messages: dict) -> None:
+        logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+            {"timestamp": int(time.time() * 1000), "message": json.dumps(m)} for m in messages])
+
+    put({"status": 200, "bytes": 100, "user": "alice"}, {"status": 200, "bytes": 50, "user": "alice"},
+        {"status": 500, "bytes": 999, "user": "alice"})
+    put({"status": 404, "bytes": 7, "user": "bob"})
+    aws.plane.drain()
+    window = dict(StartTime=time.time() - 3600, EndTime=time.time() + 3600, Period=60)
+    alice = cw.get_metric_statistics(Namespace=ns, MetricName="bytes", Statistics=["Sum", "SampleCount"],
+                                     Dimensions=[{"Name": "user", "Value": "alice"}], **window)["Datapoints"]
+    assert sum(p["Sum"] for p in alice) == 150 and sum(p["SampleCount"] for p in alice) == 2
+    assert {p.get("Unit") for p in alice} == {"Bytes"}
+    # The batch with no match reported the default value, without dimensions (read from the plane: moto's
+    # GetMetricStatistics without dimensions returns every dimension set, unlike AWS).
+    from harness.emulator import motoadapter
+
+    default = motoadapter.metric_points(ACCOUNT, "us-east-1", ns, "bytes", {}, since=0)
+    assert [value for _, value in default] == [0.0]
+
+
+def test_subscription_filter_delivers_only_matching_events(aws):
+    import io
+    import zipfile
+
+    iam, lam, logs, sqs = (aws.client(s) for s in ("iam", "lambda", "logs", "sqs"))
+    suffix = uuid.uuid4().hex[:8]
+    url = sqs.create_queue(QueueName=f"sub-{suffix}")["QueueUrl"]
+    role = iam.create_role(RoleName=f"sub-{suffix}", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
+    source = f'''
+import base64, gzip, json, boto3
+sqs = boto3.client("sqs")
+def handler(event, context):
+    data = json.loads(gzip.decompress(base64.b64decode(event["awslogs"]["data"])))
+    sqs.send_message(QueueUrl="{url}", MessageBody=json.dumps([e["message"] for e in data["logEvents"]]))
+'''
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("app.py", source)
+    fn = lam.create_function(FunctionName=f"sub-{suffix}", Runtime="python3.12", Role=role, Handler="app.handler",
+                             Code={"ZipFile": buf.getvalue()})["FunctionArn"]
+    group = f"/sub-{suffix}"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s")
+    logs.put_subscription_filter(logGroupName=group, filterName="errors", filterPattern="ERROR",
+                                 destinationArn=fn)
+    logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+        {"timestamp": int(time.time() * 1000), "message": m} for m in ("ERROR disk full", "INFO fine", "ERROR again")])
+
+    def delivered():
+        msgs = sqs.receive_message(QueueUrl=url).get("Messages", [])
+        return json.loads(msgs[0]["Body"]) if msgs else None
+
+    assert wait_for(delivered, timeout=15, interval=0.05, describe="subscription delivery") == [
+        "ERROR disk full", "ERROR again"]

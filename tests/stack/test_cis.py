@@ -267,9 +267,10 @@ def test_teardown_of_a_silenced_stack_removes_only_its_own_parts(stack):
 def _record(label, event_source, event_name, **request_parameters):
     """A CloudTrail management event as EventBridge's detail carries it, built by hand.
 
-    Shape: requestParameters hold the call's parameters in lowerCamelCase, as in the CloudTrail examples of the
-    CloudWatch and CloudWatch Logs user guides (DeleteAlarms/DisableAlarmActions: alarmNames, a list;
-    PutMetricAlarm: alarmName; Put/DeleteMetricFilter: logGroupName and filterName).
+    Shape: the call's parameters in lowerCamelCase under requestParameters, as CloudTrail logs them (the CloudTrail
+    sections of the CloudWatch and CloudWatch Logs user guides); alarmNames is a list, as code reading real records
+    expects (wwalpha/aws-spotlight, MONITORING_DeleteAlarms.ts). EventBridge's source for CloudWatch API calls is
+    aws.monitoring and for CloudWatch Logs aws.logs (EventBridge events reference, events-ref-monitoring/-logs).
     """
     return {
         "eventVersion": "1.09",
