@@ -122,7 +122,6 @@ def deploy(client: ClientFactory, desired: DesiredState) -> DeployReport:
     report = DeployReport()
     log_role_changed = _ensure_role(aws("iam"), desired.log_role, report, "log_role")
     _ensure_log_group(aws("logs"), desired, report)
-    _ensure_metric_filters(aws("logs"), desired, report)
     _ensure_bucket(aws("s3"), desired, report)
     _ensure_trail(aws("cloudtrail"), desired, report, role_changed=log_role_changed)
     _ensure_topic(aws("sns"), desired.topic, report)
@@ -130,14 +129,18 @@ def deploy(client: ClientFactory, desired: DesiredState) -> DeployReport:
         _ensure_topic(aws("sns"), desired.muted_topic, report, key="muted_topic")
     queue_url = _ensure_queue(aws("sqs"), desired, report)
     _ensure_subscription(aws("sns"), desired, report)
-    _ensure_alarms(aws("cloudwatch"), desired, report)
     # Each remediation (the trail's, the CIS alarms') is keyed in the report by a prefix: "function", "alarms_rule"...
     remediations = {"": (desired.function, desired.rule), "alarms_": (desired.alarms_function, desired.alarms_rule)}
-    for key, (fn, rule) in remediations.items():
+    for key, (fn, _) in remediations.items():
         if fn is not None:
             role_changed = _ensure_role(aws("iam"), fn.role, report, f"{key}function_role")
             _ensure_function(aws("lambda"), fn, report, role_changed=role_changed, key=f"{key}function")
             _ensure_permission(aws("lambda"), fn, report, key=f"{key}permission")
+    # The CIS controls after the deploy's own trail and IAM changes, before the rules: where records arrive at once,
+    # a first deploy neither trips CIS 4.4/4.5 itself nor reports its own PutMetricAlarm calls as tampering.
+    _ensure_metric_filters(aws("logs"), desired, report)
+    _ensure_alarms(aws("cloudwatch"), desired, report)
+    for key, (_, rule) in remediations.items():
         _ensure_rule(aws("events"), rule, report, key=f"{key}rule")
     for key, owned in _remediation_names(desired.names).items():
         if remediations[key][0] is None:
