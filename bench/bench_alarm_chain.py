@@ -10,23 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
 from harness.config import Settings
 from harness.poll import wait_for
 from harness.session import start_session
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchkit import ROOT, pct, pytest_wall
+
 PART_1 = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "scenarios").glob("test_cloudtrail_*.py"))
 
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def metric_to_sink(runs: int) -> list[float]:
@@ -58,17 +52,6 @@ def metric_to_sink(runs: int) -> list[float]:
     finally:
         session.close()
 
-
-def pytest_wall(args: list[str], runs: int) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
-                              capture_output=True, text=True)
-        samples.append(time.perf_counter() - t0)
-        if proc.returncode != 0:
-            raise SystemExit(f"pytest {' '.join(args)} failed:\n{proc.stdout[-2000:]}")
-    return samples
 
 
 def main() -> None:

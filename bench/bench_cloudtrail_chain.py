@@ -9,10 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -21,12 +18,9 @@ from harness.config import Settings
 from harness.poll import wait_for
 from harness.session import start_session
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchkit import pct, pytest_wall
 
 
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def chain_latency(runs: int) -> list[float]:
@@ -73,18 +67,6 @@ def bare_floor(runs: int) -> list[float]:
         server.stop()
 
 
-def gameday_wall(runs: int) -> list[float]:
-    """`pytest scenarios/` from a fresh interpreter, start-up included."""
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "pytest", "scenarios/", "-q", "-p", "no:cacheprovider"],
-                              cwd=ROOT, capture_output=True, text=True)
-        samples.append(time.perf_counter() - t0)
-        if proc.returncode != 0:
-            raise SystemExit(f"pytest scenarios/ failed:\n{proc.stdout[-2000:]}")
-    return samples
-
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -93,7 +75,7 @@ def main() -> None:
     args = parser.parse_args()
     floor = bare_floor(args.runs)
     chain = chain_latency(args.runs)
-    wall = gameday_wall(args.pytest_runs)
+    wall = pytest_wall(["scenarios/"], args.pytest_runs)
     result = {
         "stoplogging_to_restored_ms": {"p50": round(statistics.median(chain), 1), "p95": round(pct(chain, 95), 1),
                                        "runs": len(chain), "target_p50": 100},
