@@ -279,6 +279,14 @@ def metric_filters(account_id: str, region: str, log_group: str) -> list[dict]:
     return [dict(f) for f in backend.filters.get_matching_filters(log_group_name=log_group)]
 
 
+def replace_metric_filter(account_id: str, region: str, log_group: str, name: str) -> None:
+    """PutMetricFilter replaces a same-named filter on AWS; moto appends a duplicate: keep only the newest."""
+    filters = logs_backends[account_id][region].filters.metric_filters
+    same = [f for f in filters if f["logGroupName"] == log_group and f["filterName"] == name]
+    for stale in same[:-1]:
+        filters.remove(stale)
+
+
 def subscription_filters(account_id: str, region: str, log_group: str) -> list[dict]:
     group = logs_backends[account_id][region].groups.get(log_group)
     if group is None:

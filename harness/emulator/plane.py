@@ -228,6 +228,9 @@ class Plane:
                 self.alarms.metric_arrived(account, call.region, call.params.get("Namespace", ""), name)
         elif call.service == "cloudwatch" and call.operation == "PutMetricAlarm":
             self.alarms.alarm_configured(account, call.region, [call.params.get("AlarmName", "")])
+        elif call.service == "logs" and call.operation == "PutMetricFilter":
+            moto.replace_metric_filter(account, call.region, call.params.get("logGroupName", ""),
+                                       call.params.get("filterName", ""))
 
     def _follow_lambda_changes(self, call: apicall.ApiCall) -> None:
         if self.runtime is None:

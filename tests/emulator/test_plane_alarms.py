@@ -218,3 +218,14 @@ def handler(event, context):
 
     assert wait_for(delivered, timeout=15, interval=0.05, describe="subscription delivery") == [
         "ERROR disk full", "ERROR again"]
+
+
+def test_put_metric_filter_replaces_a_same_named_filter_as_on_aws(aws, chain):
+    logs = aws.client("logs")
+    name = logs.describe_metric_filters(logGroupName=chain["group"])["metricFilters"][0]["filterName"]
+    logs.put_metric_filter(logGroupName=chain["group"], filterName=name, filterPattern="{ $.eventName = Nothing }",
+                           metricTransformations=[{"metricName": chain["metric"], "metricNamespace": "CISBenchmark",
+                                                   "metricValue": "1"}])
+    aws.plane.drain()
+    found = logs.describe_metric_filters(logGroupName=chain["group"])["metricFilters"]
+    assert [f["filterPattern"] for f in found] == ["{ $.eventName = Nothing }"]
