@@ -18,10 +18,10 @@ def state(aws, alarm: str) -> str:
 
 
 def test_aws_profile_waits_for_the_period_to_close():
-    backend = EmbeddedBackend(Settings(time_scale=600, latency_profile="aws"))
+    backend = EmbeddedBackend(Settings(time_scale=60, latency_profile="aws"))
     backend.start()
     try:
-        logs, cw = backend.client("logs"), backend.client("cloudwatch")
+        logs, cw, clock = backend.client("logs"), backend.client("cloudwatch"), backend.plane.clock
         logs.create_log_group(logGroupName="/aws-profile")
         logs.create_log_stream(logGroupName="/aws-profile", logStreamName="s")
         logs.put_metric_filter(logGroupName="/aws-profile", filterName="f", filterPattern=CIS_4_5,
@@ -29,14 +29,16 @@ def test_aws_profile_waits_for_the_period_to_close():
         cw.put_metric_alarm(AlarmName="aws-profile", MetricName="m", Namespace="ns", Statistic="Sum", Period=300,
                             EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanOrEqualToThreshold",
                             TreatMissingData="notBreaching")
-        started = time.monotonic()
+        put_wall = time.time()
         logs.put_log_events(logGroupName="/aws-profile", logStreamName="s", logEvents=[
-            {"timestamp": int(time.time() * 1000), "message": json.dumps({"eventName": "StopLogging"})}])
-        backend.plane.drain()
-        assert state(backend, "aws-profile") != "ALARM", "the open period must not count in the aws profile"
-        assert wait_for(lambda: state(backend, "aws-profile") == "ALARM" or None, timeout=5, interval=0.02,
-                        describe="ALARM after the period closes")
-        # A 300 s period at scale 600 closes within 0.5 wall seconds (plus the minute alignment: 0.1 s).
-        assert time.monotonic() - started < 2.0
+            {"timestamp": int(put_wall * 1000), "message": json.dumps({"eventName": "StopLogging"})}])
+        # AWS closes the window on the next whole minute of AWS time: 1 wall second at scale 60.
+        closes_aws = (clock.aws(put_wall) // 60 + 1) * 60
+        closes_wall = clock.origin + (closes_aws - clock.origin) / clock.time_scale
+        seen = wait_for(lambda: time.time() if state(backend, "aws-profile") == "ALARM" else None, timeout=10,
+                        interval=0.01, describe="ALARM after the period closes")
+        assert seen, "the alarm never fired"
+        assert seen >= closes_wall - 0.02, "the open period must not count in the aws profile"
+        assert seen - closes_wall < 2.0, "the alarm fired long after its period closed"
     finally:
         backend.stop()
