@@ -28,7 +28,8 @@ class CisFault(Fault):
     """Base: the control's alarm must not already be in ALARM, so a transition can be seen."""
 
     alarm: str
-    settle_within: ClassVar[float] = 900.0  # AWS seconds to wait for the alarm to leave ALARM before injecting
+    # AWS seconds to wait for the alarm to leave ALARM: its evaluation range is 3 periods of 300 s, plus margin.
+    settle_within: ClassVar[float] = 1800.0
 
     def steady(self) -> Probe:
         return probes.alarm_armed(self.alarm)
