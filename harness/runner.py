@@ -188,20 +188,24 @@ class GameDay:
             raise HarnessBroken(f"{describe}: {exc}") from exc
 
     def _function_errors(self) -> str:
-        """Errors the remediation function logged since injection, so a missing remediation says why."""
-        name = getattr(self.stack, "function_name", None)
-        if not name or self.clock.injected_at is None:
+        """Errors the stack's remediation functions logged since injection, so a missing remediation says why."""
+        if self.clock.injected_at is None:
             return ""
-        try:
-            events = self.aws.client("logs").filter_log_events(
-                logGroupName=f"/aws/lambda/{name}", startTime=int(self.clock.injected_at * 1000)).get("events", [])
-        except (BotoCoreError, ClientError):
+        found = []
+        for name in filter(None, (getattr(self.stack, "function_name", None),
+                                  getattr(self.stack, "alarms_function_name", None))):
+            try:
+                events = self.aws.client("logs").filter_log_events(
+                    logGroupName=f"/aws/lambda/{name}", startTime=int(self.clock.injected_at * 1000)).get("events", [])
+            except (BotoCoreError, ClientError):
+                continue
+            found += [(name, e["message"]) for e in events
+                      if any(m in e["message"] for m in ("ERROR", "Traceback", "errorMessage"))]
+        if not found:
             return ""
-        events = [e for e in events if any(m in e["message"] for m in ("ERROR", "Traceback", "errorMessage"))]
-        if not events:
-            return ""
-        reporting.attach_text("remediation function errors", "\n".join(e["message"] for e in events))
-        return f"; remediation function {name} logged errors: {events[-1]['message'].strip()[:300]}"
+        reporting.attach_text("remediation function errors", "\n".join(f"{n}: {m}" for n, m in found))
+        name, message = found[-1]
+        return f"; remediation function {name} logged errors: {message.strip()[:300]}"
 
     def _note(self, what: str, **details: Any) -> None:
         now = time.time()

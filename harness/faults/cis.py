@@ -201,9 +201,6 @@ class KmsKeyDisabled(CisFault):
     name = "cis.kms_key_disabled"
     iam_actions = ("kms:CreateKey", "kms:DisableKey", "kms:ScheduleKeyDeletion")
 
-    def snapshot(self, aws: Any) -> dict | None:
-        return None
-
     def apply(self, aws: Any, snapshot: dict | None) -> None:
         kms = aws.client("kms")
         key = kms.create_key(Description="gameday CIS 4.7 probe key (safe to delete)")["KeyMetadata"]["KeyId"]

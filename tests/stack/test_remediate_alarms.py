@@ -296,3 +296,18 @@ def test_handler_imports_nothing_from_the_harness():
     modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert modules <= {"hashlib", "json", "logging", "os", "boto3", "botocore"}
+
+
+def test_deploy_and_the_function_agree_on_describe_defaults():
+    """The function is zipped alone, so it keeps its own copy of the defaults: the copies must not drift."""
+    import ast
+
+    from harness.stack import deploy
+    from harness.stack.desired import ALARMS_FUNCTION_SOURCE
+
+    tree = ast.parse(ALARMS_FUNCTION_SOURCE.read_text())
+    copies = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body
+              if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+              and node.targets[0].id in ("ALARM_DEFAULTS", "TRANSFORMATION_DEFAULTS")}
+    assert copies == {"ALARM_DEFAULTS": deploy.ALARM_DEFAULTS,
+                      "TRANSFORMATION_DEFAULTS": deploy.TRANSFORMATION_DEFAULTS}
