@@ -266,6 +266,16 @@ class StackOutputs:
     metric_filter_names: dict[str, str] = field(default_factory=dict)  # CIS control id -> filter name
     alarms_function_name: str | None = None
     alarms_rule_name: str | None = None
+    # The notification chain (part 3): optional, so a user's own stack without them still loads.
+    fallback_topic_arn: str | None = None  # the independent path: pages when the security topic itself is broken
+    topic_key_arn: str | None = None  # the KMS key encrypting the security topic
+    break_glass_role_arn: str | None = None  # the only principal the topic policy lets delete or reshape the topic
+    tickets_queue_url: str | None = None  # a second subscriber of the security topic (the ticketing integration)
+    oncall_email: str | None = None  # the e-mail subscription of the security topic
+    sns_function_name: str | None = None
+    sns_rule_name: str | None = None  # tampering with the topics and subscriptions
+    alarm_state_rule_name: str | None = None  # alarm state changes, audited for failed actions
+    delivery_failures_alarm: str | None = None  # AWS/SNS NumberOfNotificationsFailed on the security topic
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
