@@ -17,9 +17,9 @@ from urllib.parse import unquote
 from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from harness.stack.desired import DesiredState, Function, Names, Role, Rule, StackOutputs, Topic, Trail
-
-ClientFactory = Callable[[str], Any]
+from harness.assume import ClientFactory, assumed
+from harness.stack import notification
+from harness.stack.desired import DesiredState, Function, Names, Permission, Queue, Role, Rule, StackOutputs, Subscription, Topic, Trail
 
 CREATED = "created"
 UPDATED = "updated"
@@ -46,6 +46,9 @@ _QUEUE_DELETED_RECENTLY = (
     ("QueueDeletedRecently", ""),
 )
 _NO_QUEUE = ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist")
+# A role created moments ago cannot be assumed yet on AWS (IAM is eventually consistent).
+_ROLE_NOT_ASSUMABLE_YET = (("AccessDenied", "is not authorized to perform: sts:AssumeRole"),)
+KEY_DELETION_WINDOW_DAYS = 7  # the shortest AWS allows: a torn-down stack's key is gone a week later
 
 # CreateTrail parameter -> the GetTrail field that reports it.
 TRAIL_SETTINGS = {
@@ -124,31 +127,53 @@ def deploy(client: ClientFactory, desired: DesiredState) -> DeployReport:
     _ensure_log_group(aws("logs"), desired, report)
     _ensure_bucket(aws("s3"), desired, report)
     _ensure_trail(aws("cloudtrail"), desired, report, role_changed=log_role_changed)
-    _ensure_topic(aws("sns"), desired.topic, report)
+    key_arn = _ensure_key(aws("kms"), desired.key, report)
+    break_glass = _break_glass(aws, desired, _ensure_role(aws("iam"), desired.break_glass_role, report, "break_glass_role"))
+    for topic_key, topic in (("topic", desired.topic), ("fallback_topic", desired.fallback_topic)):
+        _ensure_topic(aws("sns"), topic, report, key=topic_key, break_glass=break_glass)
     if desired.muted_topic is not None:
-        _ensure_topic(aws("sns"), desired.muted_topic, report, key="muted_topic")
-    queue_url = _ensure_queue(aws("sqs"), desired, report)
-    _ensure_subscription(aws("sns"), desired, report)
-    # Each remediation (the trail's, the CIS alarms') is keyed in the report by a prefix: "function", "alarms_rule"...
-    remediations = {"": (desired.function, desired.rule), "alarms_": (desired.alarms_function, desired.alarms_rule)}
+        _ensure_topic(aws("sns"), desired.muted_topic, report, key="muted_topic", break_glass=break_glass)
+    queue_url = _ensure_queue(aws("sqs"), desired.queue, report)
+    tickets_url = _ensure_queue(aws("sqs"), desired.tickets_queue, report, key="tickets_queue")
+    for index, sub in enumerate(desired.subscriptions):
+        _ensure_subscription(aws("sns"), sub, report, key="subscription" if index == 0 else "subscriptions")
+    # Each remediation (the trail's, the CIS alarms', the chain's guard) is keyed in the report by a prefix.
+    remediations = {"": (desired.function, desired.rule), "alarms_": (desired.alarms_function, desired.alarms_rule),
+                    "sns_": (desired.guard_function, desired.sns_rule)}
     for key, (fn, _) in remediations.items():
         if fn is not None:
             role_changed = _ensure_role(aws("iam"), fn.role, report, f"{key}function_role")
             _ensure_function(aws("lambda"), fn, report, role_changed=role_changed, key=f"{key}function")
-            _ensure_permission(aws("lambda"), fn, report, key=f"{key}permission")
+            for permission in fn.permissions:
+                _ensure_permission(aws("lambda"), fn, permission, report, key=f"{key}permission")
     # The CIS controls after the deploy's own trail and IAM changes, before the rules: where records arrive at once,
     # a first deploy neither trips CIS 4.4/4.5 itself nor reports its own PutMetricAlarm calls as tampering.
     _ensure_metric_filters(aws("logs"), desired, report)
     _ensure_alarms(aws("cloudwatch"), desired, report)
     for key, (_, rule) in remediations.items():
         _ensure_rule(aws("events"), rule, report, key=f"{key}rule")
+    for rule in (desired.alarm_state_rule, desired.guard_schedule_rule):
+        _ensure_rule(aws("events"), rule, report, key="sns_rule")
     for key, owned in _remediation_names(desired.names).items():
         if remediations[key][0] is None:
             _remove_function(aws, owned.function, owned.role, report, key)
     if desired.muted_topic is None:  # the alarms notify the security topic again: the muted one can go
-        _remove_topic(aws("sns"), _muted_topic_arn(desired), report)
-    report.outputs = replace(desired.outputs(), sink_queue_url=queue_url)
+        _remove_topic(aws("sns"), _muted_topic_arn(desired), report, break_glass)
+    report.outputs = replace(desired.outputs(), sink_queue_url=queue_url, tickets_queue_url=tickets_url,
+                             topic_key_arn=key_arn)
     return report
+
+
+def _break_glass(aws: ClientFactory, desired: DesiredState, role_changed: bool) -> ClientFactory:
+    """Clients as the break-glass role, assumed on first use (only reshaping a protected topic needs them)."""
+    role = desired.break_glass_role
+
+    @functools.cache
+    def session() -> ClientFactory:
+        assume = functools.partial(assumed, aws, role.arn, "gameday-deploy")
+        return _while_iam_propagates(assume, role_changed, _ROLE_NOT_ASSUMABLE_YET)
+
+    return lambda service: session()(service)
 
 
 def _remove_function(aws: ClientFactory, function_name: str, role_name: str, report: DeployReport, key: str) -> None:
@@ -166,15 +191,17 @@ def _muted_topic_arn(desired: DesiredState) -> str:
     return desired.topic.arn.rsplit(":", 1)[0] + f":{desired.names.muted_topic}"
 
 
-def _remove_topic(sns: Any, arn: str, report: DeployReport) -> None:
+def _remove_topic(sns: Any, arn: str, report: DeployReport, break_glass: ClientFactory, key: str = "muted_topic") -> None:
     try:
         sns.get_topic_attributes(TopicArn=arn)  # DeleteTopic succeeds on a missing topic
     except ClientError as exc:
         if _code(exc) != "NotFound":
             raise
+        if key != "muted_topic":  # the muted topic is sabotage-only: reported only when there was one
+            report.note(key, ABSENT)
         return
-    sns.delete_topic(TopicArn=arn)
-    report.note("muted_topic", DELETED, f"DeleteTopic {arn.rsplit(':', 1)[1]}")
+    break_glass("sns").delete_topic(TopicArn=arn)  # the topic policy refuses everyone else
+    report.note(key, DELETED, f"DeleteTopic {arn.rsplit(':', 1)[1]}")
 
 
 def teardown(client: ClientFactory, desired: DesiredState) -> DeployReport:
@@ -194,6 +221,8 @@ def teardown(client: ClientFactory, desired: DesiredState) -> DeployReport:
 
         return remove
 
+    for name in (names.alarm_state_rule, names.guard_schedule_rule):
+        _delete(report, "sns_rule", f"DeleteRule {name}", rule(name), "ResourceNotFoundException")
     for key, owned in _remediation_names(names).items():
         _delete(report, f"{key}rule", f"DeleteRule {owned.rule}", rule(owned.rule), "ResourceNotFoundException")
         _delete(report, f"{key}function", f"DeleteFunction {owned.function}",
@@ -207,7 +236,7 @@ def teardown(client: ClientFactory, desired: DesiredState) -> DeployReport:
         else:
             report.note(key, ABSENT)
 
-    alarm_names = [c.alarm.name for c in desired.controls]
+    alarm_names = [c.alarm.name for c in desired.controls] + [desired.delivery_failures_alarm.name]
 
     def alarms() -> None:
         # AWS refuses the whole DeleteAlarms if one name is missing (moto does not): delete those that exist.
@@ -218,26 +247,38 @@ def teardown(client: ClientFactory, desired: DesiredState) -> DeployReport:
 
     _delete(report, "alarms", f"DeleteAlarms {names.cis_prefix}*", alarms, "ResourceNotFound")
 
-    def subscription() -> None:
-        subs = [
-            s for s in _paginate(sns, "list_subscriptions_by_topic", "Subscriptions", TopicArn=desired.topic.arn)
-            if s["Protocol"] == desired.subscription.protocol and s["Endpoint"] == desired.subscription.endpoint
-        ]
-        if not subs:
+    def subscriptions() -> None:
+        gone = 0
+        for topic in {sub.topic_arn for sub in desired.subscriptions}:
+            wanted = {(sub.protocol, sub.endpoint) for sub in desired.subscriptions if sub.topic_arn == topic}
+            try:
+                listed = list(_paginate(sns, "list_subscriptions_by_topic", "Subscriptions", TopicArn=topic))
+            except ClientError as exc:
+                if _code(exc) != "NotFound":
+                    raise
+                continue
+            for sub in listed:
+                # A pending subscription cannot be deleted (AWS drops it after 48 hours): it goes with its topic.
+                if (sub["Protocol"], sub["Endpoint"]) in wanted and sub["SubscriptionArn"] != "PendingConfirmation":
+                    sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
+                    gone += 1
+        if not gone:
             raise _not_found("NotFound")
-        for sub in subs:
-            sns.unsubscribe(SubscriptionArn=sub["SubscriptionArn"])
 
-    _delete(report, "subscription", f"Unsubscribe {desired.queue.name}", subscription, "NotFound")
-    _delete(report, "queue", f"DeleteQueue {names.queue}",
-            lambda: sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=names.queue)["QueueUrl"]), *_NO_QUEUE)
-
-    def topic() -> None:
-        sns.get_topic_attributes(TopicArn=desired.topic.arn)  # DeleteTopic succeeds on a missing topic
-        sns.delete_topic(TopicArn=desired.topic.arn)
-
-    _delete(report, "topic", f"DeleteTopic {names.topic}", topic, "NotFound")
-    _remove_topic(sns, _muted_topic_arn(desired), report)  # sabotage-only: reported only if there was one
+    _delete(report, "subscription", "Unsubscribe the stack's subscriptions", subscriptions, "NotFound")
+    for key, queue in (("queue", names.queue), ("tickets_queue", names.tickets_queue)):
+        _delete(report, key, f"DeleteQueue {queue}",
+                functools.partial(_delete_queue, sqs, queue), *_NO_QUEUE)
+    break_glass = _break_glass(aws, desired, role_changed=False)
+    for key, topic in (("topic", desired.topic), ("fallback_topic", desired.fallback_topic)):
+        _remove_topic(sns, topic.arn, report, break_glass, key=key)
+    _remove_topic(sns, _muted_topic_arn(desired), report, break_glass)  # sabotage-only: reported only if there was one
+    _delete(report, "key", f"ScheduleKeyDeletion {names.key_alias}", functools.partial(_delete_key, aws("kms"), names.key_alias),
+            "NotFoundException")
+    if _exists(lambda: iam.get_role(RoleName=names.break_glass_role)):
+        _delete_role(iam, names.break_glass_role, report, "break_glass_role")
+    else:
+        report.note("break_glass_role", ABSENT)
 
     def trail() -> None:
         ct.get_trail(Name=names.trail)  # moto's DeleteTrail succeeds on a missing trail
@@ -420,25 +461,55 @@ def _same_selectors(answer: dict[str, Any], desired: tuple[dict[str, Any], ...])
     return bool(basic) and [normal(s) for s in basic] == [normal(s) for s in desired]
 
 
-def _ensure_topic(sns: Any, topic: Topic, report: DeployReport, *, key: str = "topic") -> None:
+def _ensure_key(kms: Any, key: notification.Key, report: DeployReport) -> str:
+    """The topic's customer managed key, found by its alias; returns its ARN."""
     try:
-        stored = sns.get_topic_attributes(TopicArn=topic.arn)["Attributes"].get("Policy")
+        meta = kms.describe_key(KeyId=key.alias)["KeyMetadata"]
+    except ClientError as exc:
+        if _code(exc) != "NotFoundException":
+            raise
+        meta = kms.create_key(Description=key.description, Policy=json.dumps(key.policy))["KeyMetadata"]
+        kms.create_alias(AliasName=key.alias, TargetKeyId=meta["KeyId"])
+        report.note("key", CREATED, f"CreateKey {key.alias}")
+        return meta["Arn"]
+    report.note("key", UNCHANGED)
+    if meta.get("KeyState") == "PendingDeletion":
+        kms.cancel_key_deletion(KeyId=meta["KeyId"])
+        report.note("key", UPDATED, f"CancelKeyDeletion {key.alias}")
+    if meta.get("KeyState") in ("Disabled", "PendingDeletion"):
+        kms.enable_key(KeyId=meta["KeyId"])
+        report.note("key", UPDATED, f"EnableKey {key.alias}")
+    stored = kms.get_key_policy(KeyId=meta["KeyId"], PolicyName="default")["Policy"]
+    if not same_policy(stored, key.policy):
+        kms.put_key_policy(KeyId=meta["KeyId"], PolicyName="default", Policy=json.dumps(key.policy))
+        report.note("key", UPDATED, f"PutKeyPolicy {key.alias}")
+    return meta["Arn"]
+
+
+def _ensure_topic(sns: Any, topic: Topic, report: DeployReport, *, key: str, break_glass: ClientFactory) -> None:
+    wanted = topic.attributes()
+    try:
+        stored = sns.get_topic_attributes(TopicArn=topic.arn)["Attributes"]
     except ClientError as exc:
         if _code(exc) != "NotFound":
             raise
-        arn = sns.create_topic(Name=topic.name, Attributes={"Policy": json.dumps(topic.policy)})["TopicArn"]
+        arn = sns.create_topic(Name=topic.name, Attributes=wanted)["TopicArn"]
         if arn != topic.arn:
             raise DeployError(f"CreateTopic returned {arn}, expected {topic.arn}")
         report.note(key, CREATED, f"CreateTopic {topic.name}")
         return
     report.note(key, UNCHANGED)
-    if not stored or not same_policy(stored, topic.policy):
-        sns.set_topic_attributes(TopicArn=topic.arn, AttributeName="Policy", AttributeValue=json.dumps(topic.policy))
-        report.note(key, UPDATED, f"SetTopicAttributes {topic.name} Policy")
+    for name in ("Policy", "KmsMasterKeyId"):
+        value = wanted.get(name, "")
+        same = same_policy(stored[name], topic.policy) if name == "Policy" and stored.get(name) else \
+            stored.get(name, "") == value
+        if not same:
+            # The topic policy refuses SetTopicAttributes to all but the break-glass role.
+            break_glass("sns").set_topic_attributes(TopicArn=topic.arn, AttributeName=name, AttributeValue=value)
+            report.note(key, UPDATED, f"SetTopicAttributes {topic.name} {name}")
 
 
-def _ensure_queue(sqs: Any, desired: DesiredState, report: DeployReport) -> str:
-    queue = desired.queue
+def _ensure_queue(sqs: Any, queue: Queue, report: DeployReport, *, key: str = "queue") -> str:
     try:
         url = sqs.get_queue_url(QueueName=queue.name)["QueueUrl"]
     except ClientError as exc:
@@ -447,18 +518,17 @@ def _ensure_queue(sqs: Any, desired: DesiredState, report: DeployReport) -> str:
         attributes = {"Policy": json.dumps(queue.policy)}
         create = functools.partial(sqs.create_queue, QueueName=queue.name, Attributes=attributes)
         url = _retrying(_QUEUE_DELETED_RECENTLY, QUEUE_RECREATE_DEADLINE, QUEUE_RECREATE_WAIT)(create)["QueueUrl"]
-        report.note("queue", CREATED, f"CreateQueue {queue.name}")
+        report.note(key, CREATED, f"CreateQueue {queue.name}")
         return url
-    report.note("queue", UNCHANGED)
+    report.note(key, UNCHANGED)
     stored = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {}).get("Policy")
     if not stored or not same_policy(stored, queue.policy):
         sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(queue.policy)})
-        report.note("queue", UPDATED, f"SetQueueAttributes {queue.name} Policy")
+        report.note(key, UPDATED, f"SetQueueAttributes {queue.name} Policy")
     return url
 
 
-def _ensure_subscription(sns: Any, desired: DesiredState, report: DeployReport) -> None:
-    sub = desired.subscription
+def _ensure_subscription(sns: Any, sub: Subscription, report: DeployReport, *, key: str = "subscription") -> None:
     raw = "true" if sub.raw_message_delivery else "false"
     found = [
         s for s in _paginate(sns, "list_subscriptions_by_topic", "Subscriptions", TopicArn=sub.topic_arn)
@@ -469,17 +539,22 @@ def _ensure_subscription(sns: Any, desired: DesiredState, report: DeployReport) 
             TopicArn=sub.topic_arn,
             Protocol=sub.protocol,
             Endpoint=sub.endpoint,
-            Attributes={"RawMessageDelivery": raw},
+            Attributes={"RawMessageDelivery": raw} if sub.protocol in ("sqs", "http", "https") else {},
             ReturnSubscriptionArn=True,
         )
-        report.note("subscription", CREATED, f"Subscribe {sub.protocol} {sub.endpoint}")
+        report.note(key, CREATED, f"Subscribe {sub.protocol} {sub.endpoint}")
         return
-    report.note("subscription", UNCHANGED)
+    report.note(key, UNCHANGED)
     arn = found[0]["SubscriptionArn"]
+    if arn == "PendingConfirmation" or sub.protocol not in ("sqs", "http", "https"):
+        return  # a pending subscription waits for its endpoint's owner; raw delivery only applies to these
     attributes = sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
     if attributes.get("RawMessageDelivery", "false") != raw:
         sns.set_subscription_attributes(SubscriptionArn=arn, AttributeName="RawMessageDelivery", AttributeValue=raw)
-        report.note("subscription", UPDATED, f"SetSubscriptionAttributes {arn} RawMessageDelivery={raw}")
+        report.note(key, UPDATED, f"SetSubscriptionAttributes {arn} RawMessageDelivery={raw}")
+    if attributes.get("FilterPolicy") not in (None, "", "{}"):
+        sns.set_subscription_attributes(SubscriptionArn=arn, AttributeName="FilterPolicy", AttributeValue="{}")
+        report.note(key, UPDATED, f"SetSubscriptionAttributes {arn} FilterPolicy={{}}")
 
 
 def _ensure_function(
@@ -525,8 +600,8 @@ def _ensure_function(
         report.note(key, UPDATED, f"UpdateFunctionConfiguration {fn.name} ({', '.join(drifted)})")
 
 
-def _ensure_permission(lam: Any, fn: Function, report: DeployReport, *, key: str = "permission") -> None:
-    perm = fn.permission
+def _ensure_permission(lam: Any, fn: Function, perm: Permission, report: DeployReport, *,
+                       key: str = "permission") -> None:
     wanted = {
         "Sid": perm.statement_id,
         "Effect": "Allow",
@@ -558,13 +633,9 @@ def _ensure_permission(lam: Any, fn: Function, report: DeployReport, *, key: str
 
 
 def _ensure_rule(ev: Any, rule: Rule, report: DeployReport, *, key: str = "rule") -> None:
-    settings = {
-        "Name": rule.name,
-        "EventBusName": rule.event_bus,
-        "EventPattern": json.dumps(rule.pattern),
-        "State": rule.state,
-        "Description": rule.description,
-    }
+    trigger = {"ScheduleExpression": rule.schedule} if rule.schedule else {"EventPattern": json.dumps(rule.pattern)}
+    settings = {"Name": rule.name, "EventBusName": rule.event_bus, **trigger, "State": rule.state,
+                "Description": rule.description}
     try:
         current = ev.describe_rule(Name=rule.name, EventBusName=rule.event_bus)
     except ClientError as exc:
@@ -578,6 +649,8 @@ def _ensure_rule(ev: Any, rule: Rule, report: DeployReport, *, key: str = "rule"
         drifted = []
         if json.loads(current.get("EventPattern") or "null") != rule.pattern:
             drifted.append("EventPattern")
+        if current.get("ScheduleExpression") != rule.schedule:
+            drifted.append("ScheduleExpression")
         if current.get("State") != rule.state:
             drifted.append("State")
         if current.get("Description", "") != rule.description:
@@ -649,12 +722,13 @@ def _transformation(transformation: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ensure_alarms(cw: Any, desired: DesiredState, report: DeployReport) -> None:
-    names = [c.alarm.name for c in desired.controls]
-    found = {a["AlarmName"]: a for a in _paginate(cw, "describe_alarms", "MetricAlarms", AlarmNames=names)}
+    alarms = [c.alarm for c in desired.controls] + [desired.delivery_failures_alarm]
+    found = {a["AlarmName"]: a for a in _paginate(cw, "describe_alarms", "MetricAlarms",
+                                                  AlarmNames=[a.name for a in alarms])}
     report.note("alarms", UNCHANGED)
     disabled = []
-    for control in desired.controls:
-        wanted = control.alarm.put_params()
+    for alarm in alarms:
+        wanted = alarm.put_params()
         name = wanted["AlarmName"]
         if name not in found:
             cw.put_metric_alarm(**wanted)
@@ -703,6 +777,8 @@ def _remediation_names(names: Names) -> dict[str, _Owned]:
         "": _Owned(names.rule, names.function, names.function_role, names.function_log_group),
         "alarms_": _Owned(names.alarms_rule, names.alarms_function, names.alarms_function_role,
                           names.alarms_function_log_group),
+        "sns_": _Owned(names.sns_rule, names.guard_function, names.guard_function_role,
+                       names.guard_function_log_group),
     }
 
 
@@ -718,6 +794,16 @@ def _delete_role(iam: Any, name: str, report: DeployReport, key: str) -> None:
         iam.detach_role_policy(RoleName=name, PolicyArn=policy["PolicyArn"])
     iam.delete_role(RoleName=name)
     report.note(key, DELETED, f"DeleteRole {name}")
+
+
+def _delete_queue(sqs: Any, name: str) -> None:
+    sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+
+
+def _delete_key(kms: Any, alias: str) -> None:
+    key_id = kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
+    kms.delete_alias(AliasName=alias)
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=KEY_DELETION_WINDOW_DAYS)
 
 
 def _delete_bucket(s3: Any, name: str) -> None:

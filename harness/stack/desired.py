@@ -9,7 +9,9 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-SABOTAGE_MODES = ("detection", "remediation")
+from harness.stack import notification
+
+SABOTAGE_MODES = ("detection", "remediation", "prevention")
 MIN_LOG_RETENTION_DAYS = 365
 FUNCTION_SOURCE = Path(__file__).with_name("functions") / "remediate_cloudtrail.py"
 FUNCTION_ENV_VAR = "GAMEDAY_DESIRED"
@@ -66,6 +68,17 @@ class Names:
     alarms_rule: str
     cis_prefix: str  # every CIS metric filter and alarm name starts with it
     muted_topic: str  # where the CIS alarms notify when detection is sabotaged: a topic nobody reads
+    key_alias: str
+    fallback_topic: str
+    tickets_queue: str
+    break_glass_role: str
+    guard_function: str
+    guard_function_role: str
+    guard_function_log_group: str
+    sns_rule: str
+    alarm_state_rule: str
+    guard_schedule_rule: str
+    delivery_failures_alarm: str
 
 
 @dataclass(frozen=True)
@@ -120,6 +133,14 @@ class Topic:
     name: str
     arn: str
     policy: dict[str, Any]
+    kms_key: str | None = None  # KmsMasterKeyId, as an alias
+
+    def attributes(self) -> dict[str, str]:
+        """CreateTopic/SetTopicAttributes attributes (a topic without a key has no KmsMasterKeyId)."""
+        found = {"Policy": json.dumps(self.policy)}
+        if self.kms_key:
+            found["KmsMasterKeyId"] = self.kms_key
+        return found
 
 
 @dataclass(frozen=True)
@@ -158,6 +179,11 @@ class Function:
     environment: dict[str, str]
     permission: Permission
     bundle: dict[str, str] = field(default_factory=dict)  # file name -> text, zipped next to the handler
+    more_permissions: tuple[Permission, ...] = ()  # further rules that invoke it
+
+    @property
+    def permissions(self) -> tuple[Permission, ...]:
+        return (self.permission, *self.more_permissions)
 
 
 @dataclass(frozen=True)
@@ -200,10 +226,13 @@ class Alarm:
     treat_missing_data: str
     actions_enabled: bool
     alarm_actions: tuple[str, ...]
+    dimensions: tuple[tuple[str, str], ...] = ()
 
     def put_params(self) -> dict[str, Any]:
         """Keyword arguments for PutMetricAlarm (a put overwrites every setting it leaves out)."""
+        extra = {"Dimensions": [{"Name": k, "Value": v} for k, v in self.dimensions]} if self.dimensions else {}
         return {
+            **extra,
             "AlarmName": self.name,
             "AlarmDescription": self.description,
             "ActionsEnabled": self.actions_enabled,
@@ -241,9 +270,10 @@ class Rule:
     arn: str
     event_bus: str
     description: str
-    pattern: dict[str, Any]
+    pattern: dict[str, Any] | None
     state: str
     targets: tuple[Target, ...]
+    schedule: str | None = None  # ScheduleExpression, for a rule that runs on a clock instead of a pattern
 
 
 @dataclass(frozen=True)
@@ -323,6 +353,22 @@ class DesiredState:
     alarms_function: Function | None  # None when sabotaged without remediation
     alarms_rule: Rule
     muted_topic: Topic | None  # only when sabotaged without detection
+    key: notification.Key
+    fallback_topic: Topic
+    tickets_queue: Queue
+    subscriptions: tuple[Subscription, ...]  # every subscription of the chain; `subscription` is the sink's
+    break_glass_role: Role
+    guard_function: Function  # kept when remediation is sabotaged, reporting only
+    sns_rule: Rule
+    alarm_state_rule: Rule
+    guard_schedule_rule: Rule
+    delivery_failures_alarm: Alarm
+    oncall_email: str
+
+    @property
+    def topics(self) -> tuple[Topic, ...]:
+        """The topics the chain notifies through (the muted one is not one of them)."""
+        return (self.topic, self.fallback_topic)
 
     def outputs(self) -> StackOutputs:
         return StackOutputs(
@@ -342,15 +388,24 @@ class DesiredState:
             metric_filter_names={c.id: c.metric_filter.name for c in self.controls},
             alarms_function_name=self.alarms_function.name if self.alarms_function else None,
             alarms_rule_name=self.alarms_rule.name,
+            fallback_topic_arn=self.fallback_topic.arn,
+            break_glass_role_arn=self.break_glass_role.arn,
+            tickets_queue_url=self.tickets_queue.url,
+            oncall_email=self.oncall_email,
+            sns_function_name=self.guard_function.name,
+            sns_rule_name=self.sns_rule.name,
+            alarm_state_rule_name=self.alarm_state_rule.name,
+            delivery_failures_alarm=self.delivery_failures_alarm.name,
         )
 
 
 def desired_state(
-    *, account_id: str, region: str, prefix: str = "gameday", sabotage: str | None = None
+    *, account_id: str, region: str, prefix: str = "gameday", sabotage: str | None = None,
+    oncall_email: str = notification.DEFAULT_ONCALL_EMAIL,
 ) -> DesiredState:
-    """The reference stack for one account and region; `sabotage` removes its detection or its remediation."""
+    """The reference stack for one account and region; `sabotage` removes its detection, remediation or prevention."""
     if sabotage is not None and sabotage not in SABOTAGE_MODES:
-        raise ValueError(f"sabotage must be None, 'detection' or 'remediation', not {sabotage!r}")
+        raise ValueError(f"sabotage must be None or one of {', '.join(SABOTAGE_MODES)}, not {sabotage!r}")
     if not _ACCOUNT.match(account_id):
         raise ValueError(f"account_id must be 12 digits, not {account_id!r}")
     if not _REGION.match(region):
@@ -377,6 +432,17 @@ def desired_state(
         alarms_rule=f"{prefix}-alarm-tampering",
         cis_prefix=f"{prefix}-cis-",
         muted_topic=f"{prefix}-security-muted",
+        key_alias=f"alias/{prefix}-security-topic",
+        fallback_topic=f"{prefix}-security-fallback",
+        tickets_queue=f"{prefix}-tickets",
+        break_glass_role=f"{prefix}-break-glass",
+        guard_function=f"{prefix}-remediate-sns",
+        guard_function_role=f"{prefix}-remediate-sns",
+        guard_function_log_group=f"/aws/lambda/{prefix}-remediate-sns",
+        sns_rule=f"{prefix}-sns-tampering",
+        alarm_state_rule=f"{prefix}-alarm-state",
+        guard_schedule_rule=f"{prefix}-sns-guard-schedule",
+        delivery_failures_alarm=f"{prefix}-security-delivery-failures",
     )
     if len(names.bucket) > 63:
         raise ValueError(f"bucket name {names.bucket!r} is longer than S3's 63 characters: use a shorter prefix")
@@ -424,7 +490,19 @@ def desired_state(
         role_arn=log_role_arn,
         event_selectors=({"ReadWriteType": "All", "IncludeManagementEvents": True},),
     )
-    topic = Topic(names.topic, topic_arn, _topic_policy(topic_arn, account_id))
+    fallback_arn = arn("sns", names.fallback_topic)
+    break_glass_arn = arn("iam", f"role/{names.break_glass_role}", regional=False)
+    guard_role_arn = arn("iam", f"role/{names.guard_function_role}", regional=False)
+
+    def protected_policy(at: str) -> dict[str, Any]:
+        return notification.topic_policy(at, account_id, exempt=(break_glass_arn, guard_role_arn),
+                                         protect=sabotage != "prevention")
+
+    key = notification.Key(names.key_alias, f"Gameday: encrypts the security topic {names.topic}",
+                           notification.key_policy(account_id, partition))
+    topic = Topic(names.topic, topic_arn, protected_policy(topic_arn), kms_key=names.key_alias)
+    # Unencrypted on purpose: the independent path must not share the primary topic's key (or its failure).
+    fallback_topic = Topic(names.fallback_topic, fallback_arn, protected_policy(fallback_arn))
     queue = Queue(
         name=names.queue,
         arn=queue_arn,
@@ -438,12 +516,28 @@ def desired_state(
                     "Principal": {"Service": "sns.amazonaws.com"},
                     "Action": "sqs:SendMessage",
                     "Resource": queue_arn,
-                    "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+                    "Condition": {"ArnEquals": {"aws:SourceArn": [topic_arn, fallback_arn]}},
                 }
             ],
         },
     )
     subscription = Subscription(topic_arn, "sqs", queue_arn, raw_message_delivery=False)
+    tickets_arn = arn("sqs", names.tickets_queue)
+    tickets_queue = Queue(
+        name=names.tickets_queue,
+        arn=tickets_arn,
+        url=f"https://sqs.{region}.amazonaws.com/{account_id}/{names.tickets_queue}",
+        policy={"Version": "2012-10-17", "Statement": [{
+            "Sid": "AllowSecurityTopic", "Effect": "Allow", "Principal": {"Service": "sns.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": tickets_arn,
+            "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}}}]},
+    )
+    subscriptions = (
+        subscription,
+        Subscription(fallback_arn, "sqs", queue_arn, raw_message_delivery=False),
+        Subscription(topic_arn, "sqs", tickets_arn, raw_message_delivery=False),
+        Subscription(topic_arn, "email", oncall_email, raw_message_delivery=False),
+    )
 
     function = None
     if sabotage != "remediation":
@@ -528,6 +622,9 @@ def desired_state(
         state="ENABLED",
         targets=tuple(alarms_targets),
     )
+    chain = _notification_chain(names, arn, alarm_prefix=f"{prefix}-", sabotage=sabotage, topic=topic, fallback_topic=fallback_topic,
+                                key=key, queues=(queue, tickets_queue), subscriptions=subscriptions,
+                                muted_arn=muted_topic.arn if muted_topic else None)
     return DesiredState(
         account_id=account_id,
         region=region,
@@ -547,7 +644,96 @@ def desired_state(
         alarms_function=alarms_function,
         alarms_rule=alarms_rule,
         muted_topic=muted_topic,
+        key=key,
+        fallback_topic=fallback_topic,
+        tickets_queue=tickets_queue,
+        subscriptions=subscriptions,
+        oncall_email=oncall_email,
+        **chain,
     )
+
+
+def _notification_chain(names: Names, arn: Any, *, alarm_prefix: str, sabotage: str | None, topic: Topic, fallback_topic: Topic,
+                        key: notification.Key, queues: tuple[Queue, ...], subscriptions: tuple[Subscription, ...],
+                        muted_arn: str | None) -> dict[str, Any]:
+    """The guard, its rules, the delivery-failure alarm and the break-glass role (part 3's additions)."""
+    topic_arns = [topic.arn, fallback_topic.arn]
+    # Without detection, whatever the chain's own monitors find goes to the muted topic: nobody is told.
+    report_topic = muted_arn or fallback_topic.arn
+    break_glass = Role(
+        name=names.break_glass_role,
+        arn=arn("iam", f"role/{names.break_glass_role}", regional=False),
+        trust_policy={"Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": {"AWS": arn("iam", "root", regional=False)}, "Action": "sts:AssumeRole"}]},
+        inline_policies={"reshape-security-topics": notification.break_glass_policy(topic_arns)},
+    )
+    guard_role = Role(
+        name=names.guard_function_role,
+        arn=arn("iam", f"role/{names.guard_function_role}", regional=False),
+        trust_policy=_trust("lambda.amazonaws.com"),
+        inline_policies={"remediate-sns": notification.guard_role_policy(
+            arn, names.guard_function_log_group, topic_arns, [q.arn for q in queues], alarm_prefix, names.key_alias)},
+    )
+    rule_arns = {name: arn("events", f"rule/{name}")
+                 for name in (names.sns_rule, names.alarm_state_rule, names.guard_schedule_rule)}
+    text = notification.guard_desired(
+        key=key,
+        topics=[{"name": t.name, "arn": t.arn, "attributes": t.attributes()} for t in (topic, fallback_topic)],
+        subscriptions=[{"topic_arn": s.topic_arn, "protocol": s.protocol, "endpoint": s.endpoint,
+                        "attributes": {"RawMessageDelivery": "true" if s.raw_message_delivery else "false"}}
+                       for s in subscriptions],
+        report_topic=report_topic,
+        remediate=sabotage != "remediation",
+        alarm_prefix=alarm_prefix,
+    )
+    permissions = [Permission(statement_id=f"{name}-invoke", action="lambda:InvokeFunction",
+                              principal="events.amazonaws.com", source_arn=rule_arn)
+                   for name, rule_arn in rule_arns.items()]
+    guard = Function(
+        name=names.guard_function,
+        arn=arn("lambda", f"function:{names.guard_function}"),
+        role=guard_role,
+        runtime="python3.12",
+        handler="remediate_sns.handler",
+        timeout=60,
+        source=notification.GUARD_SOURCE,
+        environment={FUNCTION_ENV_VAR: notification.guard_environment(text)},
+        permission=permissions[0],
+        more_permissions=tuple(permissions[1:]),
+        bundle={notification.GUARD_DESIRED_FILE: text},
+    )
+    guard_target = Target(FUNCTION_TARGET_ID, guard.arn)
+    sns_targets = (guard_target,) if sabotage == "detection" else (Target("fallback-topic", fallback_topic.arn),
+                                                                  guard_target)
+    return {
+        "break_glass_role": break_glass,
+        "guard_function": guard,
+        "sns_rule": Rule(names.sns_rule, rule_arns[names.sns_rule], "default",
+                         f"Gameday: tampering with the security topics {topic.name}, {fallback_topic.name}",
+                         notification.sns_tampering_pattern(topic_arns), "ENABLED", sns_targets),
+        "alarm_state_rule": Rule(names.alarm_state_rule, rule_arns[names.alarm_state_rule], "default",
+                                 f"Gameday: alarms {alarm_prefix}* in ALARM, audited for failed actions",
+                                 notification.alarm_state_pattern(alarm_prefix), "ENABLED", (guard_target,)),
+        "guard_schedule_rule": Rule(names.guard_schedule_rule, rule_arns[names.guard_schedule_rule], "default",
+                                    "Gameday: the SNS guard looks for suspended or unconfirmed subscriptions",
+                                    None, "ENABLED", (guard_target,), schedule=notification.GUARD_SCHEDULE),
+        "delivery_failures_alarm": Alarm(
+            name=names.delivery_failures_alarm,
+            arn=arn("cloudwatch", f"alarm:{names.delivery_failures_alarm}"),
+            description=f"Deliveries from {topic.name} to a subscriber failed",
+            metric_name="NumberOfNotificationsFailed",
+            namespace="AWS/SNS",
+            statistic="Sum",
+            period=300,
+            evaluation_periods=1,
+            threshold=1.0,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            actions_enabled=True,
+            alarm_actions=(report_topic,),  # never the topic whose deliveries fail
+            dimensions=(("TopicName", topic.name),),
+        ),
+    }
 
 
 def _partition(region: str) -> str:
