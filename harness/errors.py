@@ -111,6 +111,17 @@ class RemediationSlaBreached(ScenarioFailed):
         return type(self), (self.what, self.elapsed_aws_s, self.limit_aws_s)
 
 
+class PreventionMissing(ScenarioFailed):
+    """A call the stack's policies must refuse went through."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        super().__init__(f"prevention missing: {what} was not refused")
+
+    def __reduce__(self):
+        return type(self), (self.what,)
+
+
 class SteadyStateViolated(ScenarioFailed):
     """The steady-state hypothesis did not hold before or after the fault."""
 

@@ -13,8 +13,8 @@ from typing import Any, Iterator
 from botocore.exceptions import BotoCoreError, ClientError
 
 from harness import reporting
-from harness.errors import (DetectionMissing, DetectionSlaBreached, HarnessBroken, RemediationMissing,
-                            RemediationSlaBreached, SteadyStateViolated)
+from harness.errors import (DetectionMissing, DetectionSlaBreached, HarnessBroken, PreventionMissing,
+                            RemediationMissing, RemediationSlaBreached, SteadyStateViolated)
 from harness.faults import Fault
 from harness.journal import Journal
 from harness.poll import interval_for, wait_for
@@ -27,6 +27,8 @@ from harness.sla import SlaClock
 LATE_GRACE = 0.5
 # AWS seconds allowed for the target to settle back to steady state after revert (eventual consistency).
 SETTLE_AWS_S = 30.0
+# How AWS services say a policy refused a call (SNS says AuthorizationError).
+ACCESS_DENIED = ("AuthorizationError", "AccessDenied", "AccessDeniedException")
 
 
 class GameDay:
@@ -83,6 +85,55 @@ class GameDay:
             self._settle(fault, steady)
         finally:
             reporting.attach_json("timeline", self.report())
+
+    def expect_denied(self, fault: Fault) -> str:
+        """Prevention: the fault, tried by the harness's own (ordinary) principal, is refused and changes nothing."""
+        steady = fault.steady()
+        with reporting.phase(f"prevent: {fault.describe()} is refused"):
+            ok, evidence = self._observe(steady)
+            if not ok:
+                raise SteadyStateViolated(f"before trying {fault.describe()}: {evidence}")
+            snapshot = self._call(lambda: fault.snapshot(self.aws), f"snapshot for {fault.name}")
+            entry = self.journal.begin(run_id=self.run_id, fault=fault.name, params=fault.params,
+                                       snapshot=snapshot, backend=self.aws.describe())
+            try:
+                fault.apply(self.aws, snapshot)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in ACCESS_DENIED:
+                    self._revert(fault, snapshot, entry, exc)
+                    raise HarnessBroken(f"trying {fault.describe()}: {exc}") from exc
+                refused = f"{exc.response['Error']['Code']}: {exc.response['Error'].get('Message', '')}"
+            except BaseException as exc:
+                self._revert(fault, snapshot, entry, exc)
+                raise
+            else:
+                self.journal.mark(entry, "applied")
+                self._revert(fault, snapshot, entry, None)
+                raise PreventionMissing(fault.describe())
+            self.journal.mark(entry, "reverted", "refused: nothing was applied")
+            ok, evidence = self._observe(steady)
+            self._note("refused", fault=fault.describe(), error=refused, unchanged=ok)
+            reporting.attach_text("refusal", refused)
+            if not ok:
+                raise PreventionMissing(f"{fault.describe()} (refused, yet something changed: {evidence})")
+            return refused
+
+    def answer_confirmation(self, topic: str, endpoint: str, *, within: float | None = None) -> None:
+        """Act as the endpoint's owner: confirm the subscription from a confirmation sent since injection."""
+        limit = within if within is not None else self.scenario.remediate_within
+        mailbox = getattr(self.aws, "mailbox", None)
+        if mailbox is None or limit is None:
+            raise HarnessBroken(f"backend {self.aws.name} cannot read {endpoint}'s mailbox: confirm it by hand")
+        since = self.clock.injected_at or 0.0
+        with reporting.phase(f"remediate: a fresh confirmation reaches {endpoint} within {limit:g} s"):
+            found = self._poll_until(lambda: mailbox.confirmation(endpoint, topic, since=since), limit,
+                                     f"a subscription confirmation sent to {endpoint}")
+            if found is None:
+                raise RemediationMissing(f"the subscription of {endpoint} (no confirmation was sent to it again)",
+                                         limit, self.clock.wall_limit(limit))
+            self._call(lambda: self.aws.client("sns").confirm_subscription(TopicArn=topic, Token=found["Token"]),
+                       f"confirming {endpoint}")
+            self._note("confirmed by the endpoint's owner", endpoint=endpoint)
 
     def expect_notification(self, matching: dict[str, Any], *, within: float | None = None) -> Notification:
         """A notification about the fault reaches the sink within the detection SLA (AWS seconds)."""

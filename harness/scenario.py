@@ -21,6 +21,8 @@ class Capability(str, Enum):
     SNS_TO_SQS = "SNS delivers to SQS subscriptions"
     METRIC_FILTERS = "CloudWatch Logs metric filters emit metrics"
     ALARMS = "CloudWatch alarms are evaluated and notify SNS"
+    SNS_SEMANTICS = "SNS enforces topic policies and KMS, counts failed deliveries and suspends e-mail endpoints"
+    MAILBOX = "the harness can read what SNS sends to e-mail endpoints (to confirm a subscription)"
 
 
 # What the CloudTrail-tampering scenarios need from a backend.
@@ -29,6 +31,8 @@ CLOUDTRAIL_CHAIN = frozenset({Capability.CLOUDTRAIL_EVENTS, Capability.EVENTBRID
 # A CIS control tripped by a real call: the record, its metric filter, its alarm, the page.
 CIS_CHAIN = frozenset({Capability.CLOUDTRAIL_EVENTS, Capability.METRIC_FILTERS, Capability.ALARMS,
                        Capability.SNS_TO_SQS, Capability.EVENTBRIDGE_TARGETS, Capability.LAMBDA_EXECUTION})
+# The notification chain: tampering with SNS reported through the fallback topic, and the guard restoring it.
+SNS_CHAIN = frozenset({*CIS_CHAIN, Capability.SNS_SEMANTICS})
 # A CIS control tripped by writing a record to the log group: no CloudTrail machinery needed.
 CIS_RECORD_CHAIN = frozenset({Capability.METRIC_FILTERS, Capability.ALARMS, Capability.SNS_TO_SQS})
 _MITRE = re.compile(r"^T\d{4}(\.\d{3})?$")
@@ -47,6 +51,7 @@ class Scenario:
     epic: str = "Security monitoring"
     feature: str = ""
     requires: frozenset[Capability] = field(default_factory=frozenset)
+    prevents: bool = False  # a policy must also refuse the fault to an ordinary principal
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mitre", tuple(self.mitre))
@@ -61,8 +66,13 @@ class Scenario:
 
     @property
     def negative_controls(self) -> tuple[str, ...]:
-        """The sabotage modes this scenario must fail under: remediation only if it expects any."""
-        return ("detection",) if self.remediate_within is None else ("detection", "remediation")
+        """The sabotage modes this scenario must fail under: remediation and prevention only if it expects them."""
+        modes = ["detection"]
+        if self.remediate_within is not None:
+            modes.append("remediation")
+        if self.prevents:
+            modes.append("prevention")
+        return tuple(modes)
 
     @property
     def story(self) -> str:

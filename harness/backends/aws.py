@@ -11,7 +11,7 @@ from harness.errors import AccountNotAllowed, EndpointUnreachable
 
 class AwsBackend(Backend):
     name = "aws"
-    capabilities = frozenset(Capability)
+    capabilities = frozenset(Capability) - {Capability.MAILBOX}  # nobody reads the on-call mailbox for us
 
     def start(self) -> None:
         self._session = boto3.Session(profile_name=self.settings.profile, region_name=self.region)
