@@ -12,7 +12,7 @@ from harness.errors import ConfigError
 from harness.sla import parse_time_scale
 
 BACKENDS = ("embedded", "localstack", "aws")
-SABOTAGE = ("detection", "remediation")
+SABOTAGE = ("detection", "remediation", "prevention")
 LATENCY_PROFILES = ("instant", "aws")
 DEFAULT_TIME_SCALE = {"embedded": 60.0, "localstack": 1.0, "aws": 1.0}
 

@@ -23,7 +23,7 @@ _OPTIONS = {
     "profile": "AWS profile for the aws backend (default: boto3's credential chain)",
     "allowed_accounts": "comma-separated account ids the aws backend may touch",
     "time_scale": "divide SLAs by this factor (default 60 embedded, 1 aws)",
-    "sabotage": "negative control: deploy the stack without its 'detection' or 'remediation'",
+    "sabotage": "negative control: deploy the stack without its 'detection', 'remediation' or 'prevention'",
     "latency_profile": "emulator latency: instant (as soon as possible) or aws (AWS-like delays, scaled)",
     "stack_prefix": "name prefix of the reference stack's resources (default gameday)",
     "stack_file": "JSON description of your own stack (as printed by `gameday up`) instead of deploying ours",

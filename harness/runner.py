@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -168,6 +169,32 @@ class GameDay:
                                    self.clock.wall_limit(within or self.scenario.detect_within))
         self._note("alarm history shows ALARM", alarm=alarm)
         return found
+
+    def expect_trace(self, hop: str, *, within: float | None = None) -> Any:
+        """`gameday trace` names `hop` as the first broken hop, and no other hop as broken, within the SLA."""
+        from harness.trace import trace
+
+        limit = within if within is not None else self.scenario.detect_within
+        seen: dict[str, Any] = {}
+
+        def named() -> Any:
+            report = seen["report"] = trace(self.aws, self.stack)
+            return report if [h.id for h in report.hops if h.status != "ok"] == [hop] else None
+
+        with reporting.phase(f"detect: gameday trace names {hop} within {limit:g} s"):
+            found = self._poll_until(named, limit, f"a trace naming {hop}")
+            if found is None:
+                last = seen.get("report")
+                others = ", ".join(f"{h.id} {h.status}" for h in last.hops if h.status != "ok") if last else "none"
+                raise DetectionMissing(f"a trace naming exactly {hop} (last trace: {others or 'all ok'})",
+                                       limit, self.clock.wall_limit(limit))
+            self.clock.detected(time.time())
+            broken = found.first_broken
+            self._note("trace named the hop", hop=hop, evidence=broken.evidence, fix=broken.fix)
+            reporting.attach_json("trace", json.loads(found.to_json()))
+            reporting.parameter("TTD (AWS s)", _ms(self.clock.ttd_aws))
+            reporting.parameter("TTD (wall s)", _ms(self.clock.ttd_wall))
+            return found
 
     def expect_restored(self, probe: Probe, *, within: float | None = None) -> str:
         """The stack restores the control (the probe holds again) within the remediation SLA."""

@@ -33,6 +33,8 @@ CIS_CHAIN = frozenset({Capability.CLOUDTRAIL_EVENTS, Capability.METRIC_FILTERS, 
                        Capability.SNS_TO_SQS, Capability.EVENTBRIDGE_TARGETS, Capability.LAMBDA_EXECUTION})
 # The notification chain: tampering with SNS reported through the fallback topic, and the guard restoring it.
 SNS_CHAIN = frozenset({*CIS_CHAIN, Capability.SNS_SEMANTICS})
+# The tracer's acceptance: it reads the chain through public APIs and holds the stack's functions while a hop is broken.
+TRACE_CHAIN = frozenset({Capability.SNS_SEMANTICS, Capability.LAMBDA_EXECUTION})
 # A CIS control tripped by writing a record to the log group: no CloudTrail machinery needed.
 CIS_RECORD_CHAIN = frozenset({Capability.METRIC_FILTERS, Capability.ALARMS, Capability.SNS_TO_SQS})
 _MITRE = re.compile(r"^T\d{4}(\.\d{3})?$")

@@ -1,4 +1,4 @@
-"""Delete the security topic: refused to an ordinary principal; done with break-glass, reported through the independent path and recreated."""
+"""Delete the security topic: refused to an ordinary principal; with break-glass, reported and recreated."""
 
 from harness import faults, probes
 from harness.scenario import SNS_CHAIN, Scenario

@@ -1,4 +1,4 @@
-"""Put a filter policy on the security inbox's subscription that lets only OK messages through; it must be reported and removed."""
+"""A filter policy on the security inbox lets only OK messages through; it must be reported and removed."""
 
 from harness import faults, probes
 from harness.scenario import SNS_CHAIN, Scenario

@@ -1,4 +1,4 @@
-"""An alert storm suspends the on-call e-mail subscription; the suspension must be reported and a fresh confirmation sent."""
+"""An alert storm suspends the on-call e-mail; it must be reported and a fresh confirmation sent."""
 
 from harness import faults, probes
 from harness.scenario import SNS_CHAIN, Capability, Scenario

@@ -1,4 +1,4 @@
-"""Drop CloudWatch's grant on the security topic's key: the alarm fires into the void; the stack must notice the failed action and restore the grant."""
+"""The topic key loses its CloudWatch grant: the alarm fires into the void; noticed and the grant restored."""
 
 from harness import faults, probes
 from harness.scenario import SNS_CHAIN, Scenario

@@ -1,4 +1,4 @@
-"""Unsubscribe the security inbox from the security topic; the independent path must report it and the subscription come back."""
+"""Unsubscribe the security inbox; the independent path must report it and the subscription come back."""
 
 from harness import faults, probes
 from harness.scenario import SNS_CHAIN, Scenario

@@ -15,7 +15,8 @@ from harness.scenario import Scenario, load_catalog
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = load_catalog(ROOT / "scenarios")
 # What each negative control must name in its failure.
-EXPECTED = {"detection": "detection missing", "remediation": "remediation missing"}
+EXPECTED = {"detection": "detection missing", "remediation": "remediation missing",
+            "prevention": "prevention missing"}
 
 
 def test_catalog_is_not_empty():
@@ -48,9 +49,11 @@ def runs(tmp_path_factory):
     """A healthy run and both negative controls, at once (independent processes, each with its endpoint)."""
     runs = {}
     remediating = [str(path.relative_to(ROOT)) for s, path, _ in CATALOG if "remediation" in s.negative_controls]
+    preventing = [str(path.relative_to(ROOT)) for s, path, _ in CATALOG if "prevention" in s.negative_controls]
     # Detection can only be declared missing once its SLA has passed: a faster clock keeps that run short.
     options = {"detection": ["scenarios/", "--gameday-sabotage=detection", "--gameday-time-scale=600"],
                "remediation": [*remediating, "--gameday-sabotage=remediation"],
+               "prevention": [*preventing, "--gameday-sabotage=prevention"],
                "healthy": ["scenarios/"]}
     for mode, args in options.items():
         tmp = tmp_path_factory.mktemp(mode)
@@ -95,6 +98,8 @@ def test_every_scenario_passes_on_the_healthy_stack_within_its_slas(runs, scenar
         assert 0 <= sla["ttr_aws_s"] <= scenario.remediate_within
     assert sla["ttd_wall_s"] == pytest.approx(sla["ttd_aws_s"] / sla["time_scale"], abs=0.002)
     events = [e["event"] for e in result["timeline"]]
+    assert ("refused" in events) == scenario.prevents  # the prevention check comes first
+    events = [e for e in events if e not in ("refused", "confirmed by the endpoint's owner")]
     assert events[:3] == ["steady state before", "injected", "notification received"]
     assert events[-2:] == ["reverted", "steady state after"]
     assert ("restored" in events) == (scenario.remediate_within is not None)
@@ -109,12 +114,15 @@ def test_allure_results_are_evidence_an_auditor_can_read(runs, scenario: Scenari
     assert {("epic", scenario.epic), ("feature", scenario.feature), ("story", scenario.story)} <= labels
     assert {("tag", t) for t in scenario.mitre} <= labels and any(n == "severity" for n, _ in labels)
     steps = [step["name"].split(":")[0] for step in result["steps"]]
+    steps = [name for i, name in enumerate(steps) if i == 0 or name != steps[i - 1]]  # a remediation may take steps
     expected = ["steady state before", "inject", "detect", "remediate", "revert", "steady state after"]
     if scenario.remediate_within is None:
         expected.remove("remediate")
+    if scenario.prevents:
+        expected.insert(0, "prevent")
     assert steps == expected
     assert all(step["start"] <= step["stop"] for step in result["steps"])
-    detect = result["steps"][2]
+    detect = next(step for step in result["steps"] if step["name"].startswith("detect"))
     assert [a["name"] for a in detect["attachments"]] == ["matched notification"]
     assert "timeline" in [a["name"] for a in result["attachments"]]
     params = {p["name"] for p in result["parameters"]}

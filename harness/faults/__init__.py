@@ -57,4 +57,4 @@ def rebuild(name: str, params: dict) -> Fault:
     return REGISTRY[name](**params)
 
 
-from harness.faults import cis, cloudtrail, cloudwatch, sns  # noqa: E402,F401  (the catalog: harness.faults.<service>)
+from harness.faults import cis, cloudtrail, cloudwatch, events, sns, trace  # noqa: E402,F401  (the catalog: harness.faults.<service>)

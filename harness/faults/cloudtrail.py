@@ -11,7 +11,7 @@ from harness.faults import Fault
 from harness.probes import Probe
 from harness.probes import cloudtrail as probes
 
-__all__ = ["stop_logging", "delete_trail", "exclude_management_events", "expire_trail_logs"]
+__all__ = ["stop_logging", "delete_trail", "exclude_management_events", "expire_trail_logs", "detach_log_group"]
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,40 @@ class ExpireTrailLogs(Fault):
             s3.delete_bucket_lifecycle(Bucket=self.bucket)
 
 
+@dataclass(frozen=True)
+class DetachLogGroup(Fault):
+    """UpdateTrail without CloudWatch Logs: the trail still logs to S3, but no record reaches the metric filters."""
+
+    trail: str
+    name = "cloudtrail.detach_log_group"
+    iam_actions = ("cloudtrail:DescribeTrails", "cloudtrail:UpdateTrail", "iam:PassRole")
+
+    def describe(self) -> str:
+        return f"UpdateTrail removing CloudWatch Logs delivery from trail {self.trail}"
+
+    def steady(self) -> Probe:
+        return probes.delivers_to_logs(self.trail)
+
+    def snapshot(self, aws: Any) -> dict | None:
+        found = aws.client("cloudtrail").describe_trails(trailNameList=[self.trail])["trailList"]
+        if not found or not found[0].get("CloudWatchLogsLogGroupArn"):
+            raise LookupError(f"trail {self.trail} sends nothing to CloudWatch Logs: nothing to break")
+        return {k: found[0][k] for k in ("CloudWatchLogsLogGroupArn", "CloudWatchLogsRoleArn")}
+
+    def apply(self, aws: Any, snapshot: dict | None) -> None:
+        aws.client("cloudtrail").update_trail(Name=self.trail, CloudWatchLogsLogGroupArn="", CloudWatchLogsRoleArn="")
+
+    def revert(self, aws: Any, snapshot: dict | None) -> None:
+        assert snapshot is not None
+        if not self.steady()(aws)[0]:
+            aws.client("cloudtrail").update_trail(Name=self.trail, **snapshot)
+
+
 stop_logging = StopLogging
 delete_trail = DeleteTrail
 exclude_management_events = ExcludeManagementEvents
 expire_trail_logs = ExpireTrailLogs
+detach_log_group = DetachLogGroup
 
 
 def trail_snapshot(aws: Any, trail: str) -> dict:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from harness.faults import Fault
+from harness.poll import wait_for
 from harness.probes import Probe
 from harness.probes import cloudwatch as probes
 
-__all__ = ["delete_alarm", "disable_alarm_actions", "raise_alarm_threshold", "delete_metric_filter"]
+__all__ = ["delete_alarm", "disable_alarm_actions", "raise_alarm_threshold", "delete_metric_filter",
+           "blind_metric_filter", "redirect_alarm_actions", "fail_alarm_action"]
+
+NEVER_MATCHES = '{ $.eventName = "GamedayNeverMatches" }'  # a valid pattern no CloudTrail record satisfies
 
 # PutMetricAlarm takes these keys from a DescribeAlarms entry as they are.
 _ALARM_KEYS = ("AlarmName", "AlarmDescription", "ActionsEnabled", "OKActions", "AlarmActions",
@@ -127,7 +132,101 @@ class DeleteMetricFilter(Fault):
             aws.client("logs").put_metric_filter(**snapshot)
 
 
+@dataclass(frozen=True)
+class BlindMetricFilter(DeleteMetricFilter):
+    """PutMetricFilter keeping the filter's name and metric but with a pattern no tampering event matches."""
+
+    name = "cloudwatch.blind_metric_filter"
+    iam_actions = ("logs:DescribeMetricFilters", "logs:PutMetricFilter")
+
+    def describe(self) -> str:
+        return f"PutMetricFilter {self.filter} with a pattern that matches nothing"
+
+    def steady(self) -> Probe:
+        return probes.metric_filter_exists(self.log_group, self.filter, not_pattern=NEVER_MATCHES)
+
+    def apply(self, aws: Any, snapshot: dict | None) -> None:
+        assert snapshot is not None
+        aws.client("logs").put_metric_filter(**{**snapshot, "filterPattern": NEVER_MATCHES})
+
+    def revert(self, aws: Any, snapshot: dict | None) -> None:
+        assert snapshot is not None
+        if not self.steady()(aws)[0]:
+            aws.client("logs").put_metric_filter(**snapshot)
+
+
+@dataclass(frozen=True)
+class RedirectAlarmActions(AlarmFault):
+    """PutMetricAlarm sending the alarm's notifications to a topic that does not exist."""
+
+    to: str = ""
+    name = "cloudwatch.redirect_alarm_actions"
+    iam_actions = ("cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm", "cloudwatch:EnableAlarmActions")
+
+    def describe(self) -> str:
+        return f"PutMetricAlarm pointing the actions of {self.alarm} at {self.to}"
+
+    def steady(self) -> Probe:
+        return probes.alarm_notifies(self.alarm, self.to, present=False)
+
+    def apply(self, aws: Any, snapshot: dict | None) -> None:
+        assert snapshot is not None
+        aws.client("cloudwatch").put_metric_alarm(**{**snapshot, "AlarmActions": [self.to]})
+
+    def revert(self, aws: Any, snapshot: dict | None) -> None:
+        assert snapshot is not None
+        if not self.steady()(aws)[0]:
+            restore_alarm(aws, snapshot)
+
+
+@dataclass(frozen=True)
+class FailAlarmAction(AlarmFault):
+    """An alarm action that failed and left its trace in the history: the key grant pulled, SetAlarmState, put back."""
+
+    key: str = ""
+    name = "cloudwatch.fail_alarm_action"
+    iam_actions = ("cloudwatch:DescribeAlarms", "cloudwatch:SetAlarmState", "cloudwatch:DescribeAlarmHistory",
+                   "cloudwatch:PutMetricAlarm", "kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy")
+    settle_within = 1800.0  # the alarm must be quiet for SetAlarmState to be a transition
+
+    def describe(self) -> str:
+        return f"a failed action in the history of {self.alarm} (its topic's key briefly refused CloudWatch)"
+
+    def precondition(self) -> Probe:
+        return probes.not_in_alarm(self.alarm)
+
+    def apply(self, aws: Any, snapshot: dict | None) -> None:
+        from harness.faults.sns import RemoveKeyGrant
+
+        grant = RemoveKeyGrant(self.key, self.alarm)
+        key_state = grant.snapshot(aws)
+        started = datetime.now(timezone.utc) - timedelta(seconds=1)
+        grant.apply(aws, key_state)
+        try:
+            history = aws.client("cloudwatch")
+            wait_for(lambda: _failed_action(history, self.alarm, started), timeout=ACTION_RESULT_WAIT_S,
+                     describe=f"a failed action in the history of {self.alarm}")
+        finally:
+            grant.revert(aws, key_state)
+
+    def revert(self, aws: Any, snapshot: dict | None) -> None:
+        # Re-putting the alarm starts its history anew for a tracer that reads since the last configuration update.
+        assert snapshot is not None
+        restore_alarm(aws, snapshot)
+
+
+ACTION_RESULT_WAIT_S = 30.0  # wall seconds for CloudWatch to record an action's result
+
+
+def _failed_action(cw: Any, alarm: str, since: datetime) -> bool | None:
+    items = cw.describe_alarm_history(AlarmName=alarm, HistoryItemType="Action", StartDate=since)["AlarmHistoryItems"]
+    return any(i["HistorySummary"].startswith("Failed to execute action") for i in items) or None
+
+
 delete_alarm = DeleteAlarm
 disable_alarm_actions = DisableAlarmActions
 raise_alarm_threshold = RaiseAlarmThreshold
 delete_metric_filter = DeleteMetricFilter
+blind_metric_filter = BlindMetricFilter
+redirect_alarm_actions = RedirectAlarmActions
+fail_alarm_action = FailAlarmAction

@@ -35,4 +35,4 @@ def all_of(description: str, *probes: Probe) -> Probe:
     return Probe(description, check, tuple(a for p in probes for a in p.iam_actions))
 
 
-from harness.probes import cloudtrail, cloudwatch, sns  # noqa: E402,F401  (the catalog: harness.probes.<service>)
+from harness.probes import cloudtrail, cloudwatch, events, sns  # noqa: E402,F401  (the catalog: harness.probes.<service>)

@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 
 from harness.probes import Probe, all_of
 
-__all__ = ["exists", "is_logging", "logs_management_events", "bucket_retains_logs", "healthy"]
+__all__ = ["exists", "is_logging", "logs_management_events", "delivers_to_logs", "bucket_retains_logs", "healthy"]
 
 
 def exists(trail: str) -> Probe:
@@ -60,6 +60,19 @@ def logs_management_events(trail: str) -> Probe:
         return ok, f"event selectors {basic!r}"
 
     return Probe(f"trail {trail} logs all management events", check, ("cloudtrail:GetEventSelectors",))
+
+
+def delivers_to_logs(trail: str) -> Probe:
+    """The trail sends its records to a CloudWatch Logs group (where the metric filters read them)."""
+
+    def check(aws: Any) -> tuple[bool, str]:
+        found = aws.client("cloudtrail").describe_trails(trailNameList=[trail]).get("trailList", [])
+        if not found:
+            return False, f"trail {trail} does not exist"
+        group = found[0].get("CloudWatchLogsLogGroupArn")
+        return bool(group), f"trail {trail} delivers to {group}" if group else f"trail {trail} sends nothing to CloudWatch Logs"
+
+    return Probe(f"trail {trail} delivers to CloudWatch Logs", check, ("cloudtrail:DescribeTrails",))
 
 
 def bucket_retains_logs(bucket: str, min_days: int) -> Probe:

@@ -6,7 +6,7 @@ from typing import Any
 
 from harness.probes import Probe
 
-__all__ = ["alarm_in_state", "not_in_alarm", "alarm_armed", "metric_filter_exists"]
+__all__ = ["alarm_in_state", "not_in_alarm", "alarm_armed", "alarm_notifies", "metric_filter_exists"]
 
 
 def _alarm(aws: Any, name: str) -> dict | None:
@@ -56,12 +56,30 @@ def alarm_armed(name: str, threshold: float | None = None) -> Probe:
     return Probe(f"alarm {name} is armed", check, ("cloudwatch:DescribeAlarms",))
 
 
-def metric_filter_exists(log_group: str, name: str) -> Probe:
-    """The metric filter exists on the log group."""
+def alarm_notifies(name: str, topic: str, *, present: bool = True) -> Probe:
+    """The alarm's ALARM actions include `topic` (or, with present=False, do not)."""
+
+    def check(aws: Any) -> tuple[bool, str]:
+        alarm = _alarm(aws, name)
+        if alarm is None:
+            return False, f"alarm {name} does not exist"
+        actions = alarm.get("AlarmActions", [])
+        return (topic in actions) == present, f"alarm {name} notifies {actions}"
+
+    verb = "notifies" if present else "does not notify"
+    return Probe(f"alarm {name} {verb} {topic}", check, ("cloudwatch:DescribeAlarms",))
+
+
+def metric_filter_exists(log_group: str, name: str, *, not_pattern: str | None = None) -> Probe:
+    """The metric filter exists on the log group (and, if given, its pattern is not `not_pattern`)."""
 
     def check(aws: Any) -> tuple[bool, str]:
         found = aws.client("logs").describe_metric_filters(logGroupName=log_group, filterNamePrefix=name)
-        exists = any(f["filterName"] == name for f in found.get("metricFilters", []))
-        return exists, f"metric filter {name} {'exists' if exists else 'is missing'} on {log_group}"
+        same = [f for f in found.get("metricFilters", []) if f["filterName"] == name]
+        if not same:
+            return False, f"metric filter {name} is missing on {log_group}"
+        if not_pattern is not None and same[0].get("filterPattern") == not_pattern:
+            return False, f"metric filter {name} on {log_group} has the pattern {not_pattern}"
+        return True, f"metric filter {name} exists on {log_group}"
 
     return Probe(f"metric filter {name} exists", check, ("logs:DescribeMetricFilters",))

@@ -1,0 +1,91 @@
+"""Faults for the tracer's acceptance: break exactly one hop of the chain while the stack's repairs are held."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from harness.faults import Fault, rebuild
+from harness.probes import Probe
+
+__all__ = ["break_hop"]
+
+
+@dataclass(frozen=True)
+class BreakHop(Fault):
+    """Another fault, with the stack's functions throttled (reserved concurrency 0) so nothing repairs it meanwhile.
+
+    Lambda keeps throttled asynchronous events and runs them once the functions may run again, as on AWS.
+    """
+
+    hop: str
+    inner: dict  # the breaking fault: {"name": ..., "params": ...}
+    functions: tuple[str, ...]
+    stack: dict  # the stack outputs, for the whole-chain trace before injecting
+    name = "trace.break_hop"
+    iam_actions = ("lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency",
+                   "lambda:DeleteFunctionConcurrency")
+    settle_within = 600.0  # AWS seconds for an earlier scenario's traces (failed deliveries, say) to age out
+
+    @property
+    def fault(self) -> Fault:
+        return rebuild(self.inner["name"], self.inner["params"])
+
+    def describe(self) -> str:
+        return f"{self.fault.describe()} (repairs held)"
+
+    def steady(self) -> Probe:
+        return self.fault.steady()
+
+    def precondition(self) -> Probe:
+        from harness.stack.desired import StackOutputs
+        from harness.trace import trace
+
+        stack = StackOutputs(**self.stack)
+
+        def check(aws: Any) -> tuple[bool, str]:
+            report = trace(aws, stack)
+            broken = [f"{h.id}: {h.evidence}" for h in report.hops if h.status != "ok"]
+            return not broken, "every hop is healthy" if not broken else "; ".join(broken)
+
+        return Probe("gameday trace reports every hop healthy", check)
+
+    def snapshot(self, aws: Any) -> dict | None:
+        lam = aws.client("lambda")
+        held = {fn: lam.get_function_concurrency(FunctionName=fn).get("ReservedConcurrentExecutions")
+                for fn in self.functions}
+        return {"concurrency": held, "inner": self.fault.snapshot(aws)}
+
+    def apply(self, aws: Any, snapshot: dict | None) -> None:
+        assert snapshot is not None
+        lam = aws.client("lambda")
+        for fn in self.functions:
+            lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=0)
+        self.fault.apply(aws, snapshot["inner"])
+
+    def revert(self, aws: Any, snapshot: dict | None) -> None:
+        assert snapshot is not None
+        try:
+            self.fault.revert(aws, snapshot["inner"])
+        finally:
+            lam = aws.client("lambda")
+            for fn, reserved in snapshot["concurrency"].items():
+                try:
+                    if reserved is None:
+                        lam.delete_function_concurrency(FunctionName=fn)
+                    else:
+                        lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=reserved)
+                except ClientError as exc:
+                    if exc.response["Error"]["Code"] != "ResourceNotFoundException":  # a sabotaged stack lacks it
+                        raise
+
+
+def break_hop(hop: str, fault: Fault, stack: Any) -> BreakHop:
+    """`fault` breaks `hop`; the stack's remediation functions are held while it is applied."""
+    from dataclasses import asdict
+
+    functions = tuple(f for f in (stack.function_name, stack.alarms_function_name, stack.sns_function_name) if f)
+    return BreakHop(hop=hop, inner={"name": fault.name, "params": fault.params}, functions=functions,
+                    stack=asdict(stack))

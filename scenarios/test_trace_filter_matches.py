@@ -1,0 +1,21 @@
+"""A metric filter whose pattern matches nothing, repairs held: gameday trace must name filter.matches and only it."""
+
+from harness import faults
+from harness.scenario import TRACE_CHAIN, Scenario
+
+SCENARIO = Scenario(
+    id="trace-filter-matches",
+    title="Trace finds a metric filter whose pattern matches nothing",
+    feature="gameday trace",
+    mitre=["T1562.001"],
+    severity="medium",
+    detect_within=60,
+    remediate_within=None,
+    requires=TRACE_CHAIN,
+)
+
+
+def test_trace_filter_matches(gameday, stack):
+    broken = faults.cloudwatch.blind_metric_filter(stack.log_group_name, stack.metric_filter_names["4.5"])
+    with gameday.inject(faults.trace.break_hop("filter.matches", broken, stack)):
+        gameday.expect_trace("filter.matches")

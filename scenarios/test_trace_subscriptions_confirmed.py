@@ -1,0 +1,21 @@
+"""An e-mail subscription suspended by an alert storm, repairs held: gameday trace must name subscriptions.confirmed and only it."""
+
+from harness import faults
+from harness.scenario import TRACE_CHAIN, Capability, Scenario
+
+SCENARIO = Scenario(
+    id="trace-subscriptions-confirmed",
+    title="Trace finds an e-mail subscription suspended by an alert storm",
+    feature="gameday trace",
+    mitre=["T1562.006"],
+    severity="medium",
+    detect_within=60,
+    remediate_within=None,
+    requires=TRACE_CHAIN | {Capability.MAILBOX},
+)
+
+
+def test_trace_subscriptions_confirmed(gameday, stack):
+    broken = faults.sns.alert_storm(stack.topic_arn, stack.oncall_email)
+    with gameday.inject(faults.trace.break_hop("subscriptions.confirmed", broken, stack)):
+        gameday.expect_trace("subscriptions.confirmed")

@@ -1,0 +1,21 @@
+"""A trail that no longer delivers to CloudWatch Logs, repairs held: gameday trace must name trail.delivery and only it."""
+
+from harness import faults
+from harness.scenario import TRACE_CHAIN, Scenario
+
+SCENARIO = Scenario(
+    id="trace-trail-delivery",
+    title="Trace finds a trail that no longer delivers to CloudWatch Logs",
+    feature="gameday trace",
+    mitre=["T1562.008"],
+    severity="medium",
+    detect_within=60,
+    remediate_within=None,
+    requires=TRACE_CHAIN,
+)
+
+
+def test_trace_trail_delivery(gameday, stack):
+    broken = faults.cloudtrail.detach_log_group(stack.trail_name)
+    with gameday.inject(faults.trace.break_hop("trail.delivery", broken, stack)):
+        gameday.expect_trace("trail.delivery")
