@@ -1,4 +1,4 @@
-"""An alarm notifying a topic that does not exist, repairs held: gameday trace must name alarm.targets_topic and only it."""
+"""An alarm notifying a missing topic, repairs held: gameday trace must name alarm.targets_topic and only it."""
 
 from harness import faults
 from harness.scenario import TRACE_CHAIN, Scenario

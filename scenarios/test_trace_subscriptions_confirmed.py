@@ -1,4 +1,4 @@
-"""An e-mail subscription suspended by an alert storm, repairs held: gameday trace must name subscriptions.confirmed and only it."""
+"""An e-mail suspended by an alert storm, repairs held: gameday trace must name subscriptions.confirmed and only it."""
 
 from harness import faults
 from harness.scenario import TRACE_CHAIN, Capability, Scenario

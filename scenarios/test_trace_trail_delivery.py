@@ -1,4 +1,4 @@
-"""A trail that no longer delivers to CloudWatch Logs, repairs held: gameday trace must name trail.delivery and only it."""
+"""A trail no longer delivering to Logs, repairs held: gameday trace must name trail.delivery and only it."""
 
 from harness import faults
 from harness.scenario import TRACE_CHAIN, Scenario

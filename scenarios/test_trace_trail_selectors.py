@@ -1,4 +1,4 @@
-"""A trail that no longer selects management events, repairs held: gameday trace must name trail.selectors and only it."""
+"""A trail blind to management events, repairs held: gameday trace must name trail.selectors and only it."""
 
 from harness import faults
 from harness.scenario import TRACE_CHAIN, Scenario

@@ -118,7 +118,8 @@ def _subscription_snapshot(aws: Any, topic: str, protocol: str, endpoint: str) -
     if sub is None:
         raise LookupError(f"{protocol} {endpoint} is not subscribed to {topic}: nothing to break")
     stored = aws.client("sns").get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
-    return {"arn": sub["SubscriptionArn"], "attributes": {k: stored[k] for k in _SUBSCRIPTION_ATTRIBUTES if k in stored}}
+    kept = {k: stored[k] for k in _SUBSCRIPTION_ATTRIBUTES if k in stored}
+    return {"arn": sub["SubscriptionArn"], "attributes": kept}
 
 
 def _subscribe(sns: Any, topic: str, protocol: str, endpoint: str, attributes: dict) -> None:

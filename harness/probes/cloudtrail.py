@@ -70,7 +70,9 @@ def delivers_to_logs(trail: str) -> Probe:
         if not found:
             return False, f"trail {trail} does not exist"
         group = found[0].get("CloudWatchLogsLogGroupArn")
-        return bool(group), f"trail {trail} delivers to {group}" if group else f"trail {trail} sends nothing to CloudWatch Logs"
+        if not group:
+            return False, f"trail {trail} sends nothing to CloudWatch Logs"
+        return True, f"trail {trail} delivers to {group}"
 
     return Probe(f"trail {trail} delivers to CloudWatch Logs", check, ("cloudtrail:DescribeTrails",))
 

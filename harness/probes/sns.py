@@ -52,7 +52,8 @@ def topic_intact(topic_arn: str, *, exempt: str | None, key: str | None, sink_qu
         stored = (_topic(aws, topic_arn) or {}).get("KmsMasterKeyId", "")
         if key and (not stored or _key_arn(aws, stored) != _key_arn(aws, key)):
             return False, f"topic {_name(topic_arn)} is encrypted with {stored or 'nothing'}, not {key}"
-        return True, f"topic {_name(topic_arn)} exists, protected, {'encrypted' if key else 'unencrypted'}, sink subscribed"
+        encrypted = "encrypted" if key else "unencrypted"
+        return True, f"topic {_name(topic_arn)} exists, protected, {encrypted}, sink subscribed"
 
     return Probe(f"topic {_name(topic_arn)} is intact", check,
                  ("sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes"))
@@ -112,7 +113,9 @@ def subscribed(topic_arn: str, protocol: str, endpoint: str) -> Probe:
         sub = subscription(aws, topic_arn, protocol, endpoint)
         if sub is None:
             return False, f"{protocol} {endpoint} is not subscribed to {_name(topic_arn)}"
-        if sub["SubscriptionArn"] == "PendingConfirmation" or _attributes(aws, sub).get("PendingConfirmation") == "true":
+        pending = sub["SubscriptionArn"] == "PendingConfirmation" or \
+            _attributes(aws, sub).get("PendingConfirmation") == "true"
+        if pending:
             return False, f"the subscription of {endpoint} to {_name(topic_arn)} is pending confirmation"
         return True, f"{protocol} {endpoint} is subscribed to {_name(topic_arn)} and confirmed"
 

@@ -19,7 +19,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from harness.assume import ClientFactory, assumed
 from harness.stack import notification
-from harness.stack.desired import DesiredState, Function, Names, Permission, Queue, Role, Rule, StackOutputs, Subscription, Topic, Trail
+from harness.stack.desired import (DesiredState, Function, Names, Permission, Queue, Role, Rule, StackOutputs,
+                                   Subscription, Topic, Trail)
 
 CREATED = "created"
 UPDATED = "updated"
@@ -128,7 +129,8 @@ def deploy(client: ClientFactory, desired: DesiredState) -> DeployReport:
     _ensure_bucket(aws("s3"), desired, report)
     _ensure_trail(aws("cloudtrail"), desired, report, role_changed=log_role_changed)
     key_arn = _ensure_key(aws("kms"), desired.key, report)
-    break_glass = _break_glass(aws, desired, _ensure_role(aws("iam"), desired.break_glass_role, report, "break_glass_role"))
+    break_glass_changed = _ensure_role(aws("iam"), desired.break_glass_role, report, "break_glass_role")
+    break_glass = _break_glass(aws, desired, break_glass_changed)
     for topic_key, topic in (("topic", desired.topic), ("fallback_topic", desired.fallback_topic)):
         _ensure_topic(aws("sns"), topic, report, key=topic_key, break_glass=break_glass)
     if desired.muted_topic is not None:
@@ -191,7 +193,8 @@ def _muted_topic_arn(desired: DesiredState) -> str:
     return desired.topic.arn.rsplit(":", 1)[0] + f":{desired.names.muted_topic}"
 
 
-def _remove_topic(sns: Any, arn: str, report: DeployReport, break_glass: ClientFactory, key: str = "muted_topic") -> None:
+def _remove_topic(sns: Any, arn: str, report: DeployReport, break_glass: ClientFactory,
+                  key: str = "muted_topic") -> None:
     try:
         sns.get_topic_attributes(TopicArn=arn)  # DeleteTopic succeeds on a missing topic
     except ClientError as exc:
@@ -273,8 +276,8 @@ def teardown(client: ClientFactory, desired: DesiredState) -> DeployReport:
     for key, topic in (("topic", desired.topic), ("fallback_topic", desired.fallback_topic)):
         _remove_topic(sns, topic.arn, report, break_glass, key=key)
     _remove_topic(sns, _muted_topic_arn(desired), report, break_glass)  # sabotage-only: reported only if there was one
-    _delete(report, "key", f"ScheduleKeyDeletion {names.key_alias}", functools.partial(_delete_key, aws("kms"), names.key_alias),
-            "NotFoundException")
+    _delete(report, "key", f"ScheduleKeyDeletion {names.key_alias}",
+            functools.partial(_delete_key, aws("kms"), names.key_alias), "NotFoundException")
     if _exists(lambda: iam.get_role(RoleName=names.break_glass_role)):
         _delete_role(iam, names.break_glass_role, report, "break_glass_role")
     else:

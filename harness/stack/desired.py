@@ -622,9 +622,9 @@ def desired_state(
         state="ENABLED",
         targets=tuple(alarms_targets),
     )
-    chain = _notification_chain(names, arn, alarm_prefix=f"{prefix}-", sabotage=sabotage, topic=topic, fallback_topic=fallback_topic,
-                                key=key, queues=(queue, tickets_queue), subscriptions=subscriptions,
-                                muted_arn=muted_topic.arn if muted_topic else None)
+    chain = _notification_chain(names, arn, alarm_prefix=f"{prefix}-", sabotage=sabotage, topic=topic,
+                                fallback_topic=fallback_topic, key=key, queues=(queue, tickets_queue),
+                                subscriptions=subscriptions, muted_arn=muted_topic.arn if muted_topic else None)
     return DesiredState(
         account_id=account_id,
         region=region,
@@ -653,9 +653,9 @@ def desired_state(
     )
 
 
-def _notification_chain(names: Names, arn: Any, *, alarm_prefix: str, sabotage: str | None, topic: Topic, fallback_topic: Topic,
-                        key: notification.Key, queues: tuple[Queue, ...], subscriptions: tuple[Subscription, ...],
-                        muted_arn: str | None) -> dict[str, Any]:
+def _notification_chain(names: Names, arn: Any, *, alarm_prefix: str, sabotage: str | None, topic: Topic,
+                        fallback_topic: Topic, key: notification.Key, queues: tuple[Queue, ...],
+                        subscriptions: tuple[Subscription, ...], muted_arn: str | None) -> dict[str, Any]:
     """The guard, its rules, the delivery-failure alarm and the break-glass role (part 3's additions)."""
     topic_arns = [topic.arn, fallback_topic.arn]
     # Without detection, whatever the chain's own monitors find goes to the muted topic: nobody is told.

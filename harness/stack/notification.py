@@ -66,7 +66,8 @@ def grants_publishers(policy: dict[str, Any]) -> bool:
 def _allows_service(statement: dict[str, Any], service: str) -> bool:
     if statement.get("Effect") != "Allow":
         return False
-    services = (statement.get("Principal") or {}).get("Service", []) if isinstance(statement.get("Principal"), dict) else []
+    principal = statement.get("Principal")
+    services = principal.get("Service", []) if isinstance(principal, dict) else []
     if service not in ([services] if isinstance(services, str) else services):
         return False
     actions = {a.lower() for a in _as_list(statement.get("Action"))}
@@ -125,7 +126,8 @@ def protects(policy: dict[str, Any], exempt: str | None = None) -> bool:
         if not ({"sns:deletetopic", "sns:settopicattributes"} <= actions or "sns:*" in actions):
             continue
         condition = statement.get("Condition") or {}
-        exempted = _as_list((condition.get("ArnNotEquals") or condition.get("ArnNotLike") or {}).get("aws:PrincipalArn"))
+        unless = condition.get("ArnNotEquals") or condition.get("ArnNotLike") or {}
+        exempted = _as_list(unless.get("aws:PrincipalArn"))
         if not condition or exempt is None or exempt in exempted:
             return True
     return False
