@@ -35,6 +35,18 @@ class Session:
             self.backend.stop()
 
 
+def _confirm_oncall(backend: Any, stack: StackOutputs) -> None:
+    """Where the harness can read the on-call mailbox (embedded), it confirms the subscription as its owner would."""
+    mailbox = getattr(backend, "mailbox", None)
+    if mailbox is None or not stack.oncall_email:
+        return
+    from harness.probes.sns import subscription
+
+    found = subscription(backend, stack.topic_arn, "email", stack.oncall_email)
+    if found is not None and found["SubscriptionArn"] == "PendingConfirmation":
+        mailbox.confirm_latest(stack.topic_arn, stack.oncall_email)
+
+
 def start_session(settings: Settings, *, port: int = 0) -> Session:
     """Start the backend and deploy (or load) the stack; GamedayError on bad input, nothing changed."""
     backend = backends.create(settings, port=port)
@@ -52,6 +64,7 @@ def start_session(settings: Settings, *, port: int = 0) -> Session:
                 stack = deploy(backend.client, desired).outputs
             except Exception as exc:
                 raise HarnessBroken(f"deploying the reference stack failed: {exc}") from exc
+            _confirm_oncall(backend, stack)
             if hasattr(backend, "settle"):
                 backend.settle()
             deployed = True

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.parse
+import urllib.request
 
 import boto3
 
 from harness.backends.base import Backend, Capability
 from harness.emulator import motoadapter
 from harness.emulator.server import EmbeddedServer
+from harness.mailbox import Mailbox
 
 OPERATOR = "gameday-operator"
 _PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
@@ -40,6 +44,11 @@ class EmbeddedBackend(Backend):
     def plane(self):
         return self.server.plane
 
+    @property
+    def mailbox(self) -> Mailbox:
+        """The plane keeps what SNS sends to e-mail endpoints: the harness can act as their owner."""
+        return Mailbox(self.plane.sns.outbox, lambda: self.client("sns"))
+
     def settle(self, timeout: float = 30.0) -> None:
         """After a deploy: records delivered and functions warm, so the first scenario pays no cold start."""
         self.plane.drain(timeout)
@@ -61,4 +70,13 @@ class AttachedEmbedded(Backend):
         self._session = boto3.Session(region_name=self.region, aws_access_key_id="gameday",
                                       aws_secret_access_key="gameday")
         self.account_id = self.client("sts").get_caller_identity()["Account"]
+
+    @property
+    def mailbox(self) -> Mailbox:
+        return Mailbox(self._outbox, lambda: self.client("sns"))
+
+    def _outbox(self, endpoint: str) -> list[dict]:
+        url = f"{self.endpoint_url}/_gameday/outbox?endpoint={urllib.parse.quote(endpoint, safe='')}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.load(resp).get("messages", [])
 
