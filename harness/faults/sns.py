@@ -111,6 +111,7 @@ class Unsubscribe(Fault):
         assert snapshot is not None
         if probes.subscription(aws, self.topic, self.protocol, self.endpoint) is None:
             _subscribe(aws.client("sns"), self.topic, self.protocol, self.endpoint, snapshot["attributes"])
+        _confirm_as_owner(aws, self.topic, self.protocol, self.endpoint)
 
 
 def _subscription_snapshot(aws: Any, topic: str, protocol: str, endpoint: str) -> dict:
@@ -120,6 +121,14 @@ def _subscription_snapshot(aws: Any, topic: str, protocol: str, endpoint: str) -
     stored = aws.client("sns").get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
     kept = {k: stored[k] for k in _SUBSCRIPTION_ATTRIBUTES if k in stored}
     return {"arn": sub["SubscriptionArn"], "attributes": kept}
+
+
+def _confirm_as_owner(aws: Any, topic: str, protocol: str, endpoint: str) -> None:
+    """Where the backend can read the endpoint's mailbox, confirm a pending subscription as its owner would."""
+    mailbox = getattr(aws, "mailbox", None)
+    sub = probes.subscription(aws, topic, protocol, endpoint)
+    if mailbox is not None and sub is not None and sub["SubscriptionArn"] == "PendingConfirmation":
+        mailbox.confirm_latest(topic, endpoint)
 
 
 def _subscribe(sns: Any, topic: str, protocol: str, endpoint: str, attributes: dict) -> None:
@@ -173,9 +182,10 @@ class DeleteTopic(Fault):
                 raise
             sns.create_topic(Name=self.topic.rsplit(":", 1)[-1], Attributes=snapshot["attributes"])
         for sub in snapshot["subscriptions"]:
-            # An e-mail endpoint gets a fresh confirmation: its owner must confirm it again, as after any re-subscribe.
             if probes.subscription(aws, self.topic, sub["protocol"], sub["endpoint"]) is None:
                 _subscribe(sns, self.topic, sub["protocol"], sub["endpoint"], sub["attributes"])
+            # An e-mail endpoint of a recreated topic gets a fresh confirmation: its owner must confirm it again.
+            _confirm_as_owner(aws, self.topic, sub["protocol"], sub["endpoint"])
 
 
 @dataclass(frozen=True)
@@ -275,12 +285,10 @@ class AlertStorm(Fault):
     def revert(self, aws: Any, snapshot: dict | None) -> None:
         if self.steady()(aws)[0]:
             return
-        sns = aws.client("sns")
-        sns.subscribe(TopicArn=self.topic, Protocol="email", Endpoint=self.endpoint, ReturnSubscriptionArn=True)
-        # Only the endpoint's owner can confirm: where the backend can read the mailbox, the harness does it.
-        mailbox = getattr(aws, "mailbox", None)
-        if mailbox is not None:
-            mailbox.confirm_latest(self.topic, self.endpoint)
+        # Subscribe again sends a fresh confirmation; only the endpoint's owner can use it.
+        aws.client("sns").subscribe(TopicArn=self.topic, Protocol="email", Endpoint=self.endpoint,
+                                    ReturnSubscriptionArn=True)
+        _confirm_as_owner(aws, self.topic, "email", self.endpoint)
 
 
 @dataclass(frozen=True)
