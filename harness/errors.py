@@ -1,5 +1,8 @@
 """Errors named after what went wrong, and the verdict each one means."""
+
 from __future__ import annotations
+
+import functools
 
 
 def _aws(seconds: float) -> str:
@@ -50,17 +53,18 @@ class ScenarioFailed(AssertionError):
 class DetectionMissing(ScenarioFailed):
     """No notification reached the sink before the detection deadline."""
 
-    def __init__(self, what: str, limit_aws_s: float, limit_wall_s: float) -> None:
+    def __init__(self, what: str, limit_aws_s: float, limit_wall_s: float, *, missing: str | None = None) -> None:
         self.what = what
         self.limit_aws_s = limit_aws_s
         self.limit_wall_s = limit_wall_s
+        self.missing = missing
+        happened = missing or f"no notification about {what} reached the sink"
         super().__init__(
-            f"detection missing: no notification about {what} reached the sink within "
-            f"{_aws(limit_aws_s)} s (AWS time; {_wall(limit_wall_s)} s wall)"
+            f"detection missing: {happened} within {_aws(limit_aws_s)} s (AWS time; {_wall(limit_wall_s)} s wall)"
         )
 
     def __reduce__(self):
-        return type(self), (self.what, self.limit_aws_s, self.limit_wall_s)
+        return functools.partial(type(self), missing=self.missing), (self.what, self.limit_aws_s, self.limit_wall_s)
 
 
 class DetectionSlaBreached(ScenarioFailed):

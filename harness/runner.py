@@ -186,8 +186,8 @@ class GameDay:
             if found is None:
                 last = seen.get("report")
                 others = ", ".join(f"{h.id} {h.status}" for h in last.hops if h.status != "ok") if last else "none"
-                raise DetectionMissing(f"a trace naming exactly {hop} (last trace: {others or 'all ok'})",
-                                       limit, self.clock.wall_limit(limit))
+                missing = f"gameday trace did not name {hop} alone (last trace: {others or 'all ok'})"
+                raise DetectionMissing(hop, limit, self.clock.wall_limit(limit), missing=missing)
             self.clock.detected(time.time())
             broken = found.first_broken
             self._note("trace named the hop", hop=hop, evidence=broken.evidence, fix=broken.fix)
