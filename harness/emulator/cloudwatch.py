@@ -95,6 +95,30 @@ class AlarmService:
             stamp = _now_iso()
             self._history[alarm.alarm_arn].appendleft(evaluation.history_item(
                 spec, old_state=old, evaluation=result, timestamp=stamp, old_evaluation=old_evaluation))
+        self._changed(account, region, spec, alarm, state, old, old_evaluation, result, stamp)
+
+    def state_set(self, account: str, region: str, name: str, value: str, reason: str, reason_data: str | None) -> None:
+        """SetAlarmState, after moto stored it: AWS records the change, emits its event and runs the actions
+        when the state differs; the next evaluation may change it back."""
+        alarm = next((a for a in moto.alarms(account, region) if a.name == name), None)
+        if alarm is None:
+            return
+        with self._lock:
+            old = moto.alarm_state_replaced(alarm, value, reason)
+            if old is None or old == value:
+                return
+            spec = evaluation.AlarmSpec(**moto.alarm_fields(alarm))
+            state = moto.alarm_state(alarm)
+            old_evaluation = self._last.get(alarm.alarm_arn)
+            result = evaluation.Evaluation(value, reason, json.loads(reason_data) if reason_data else {}, True)
+            self._last[alarm.alarm_arn] = result
+            stamp = _now_iso()
+            self._history[alarm.alarm_arn].appendleft(evaluation.history_item(
+                spec, old_state=old, evaluation=result, timestamp=stamp, old_evaluation=old_evaluation))
+        self._changed(account, region, spec, alarm, state, old, old_evaluation, result, stamp)
+
+    def _changed(self, account, region, spec, alarm, state, old, old_evaluation, result, stamp) -> None:
+        """What follows a state change: the EventBridge event, then the new state's actions if enabled."""
         self._emit_event(account, region, spec, old, old_evaluation, state, result, stamp)
         if state["actions_enabled"]:
             actions = {"ALARM": state["alarm_actions"], "OK": state["ok_actions"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -13,12 +14,18 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from harness.emulator import motoadapter as moto
+from harness.emulator.clock import PlaneClock
 
 log = logging.getLogger("gameday.plane.events")
 
 CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
 # A rule in this state also receives read-only management events (AWS added it in 2023).
 ALL_MANAGEMENT_STATE = "ENABLED_WITH_ALL_CLOUDTRAIL_MANAGEMENT_EVENTS"
+SNS_PUBLISHER = "events.amazonaws.com"  # the principal EventBridge publishes to SNS as
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_S = {"minute": 60, "hour": 3600, "day": 86400}
+# A clock that ran far ahead (huge time scale, a stalled tick) fires at most this many missed runs per rule.
+CATCH_UP = 100
 
 
 @dataclass
@@ -67,8 +74,9 @@ def cloudtrail_envelope(record: dict) -> dict:
 class EventBus:
     """Delivers events on the account's buses to the targets of matching, enabled rules."""
 
-    def __init__(self, invoke_lambda: Callable[[str, bytes], None]):
+    def __init__(self, invoke_lambda: Callable[[str, bytes], None], emit_metric: Callable[..., None]):
         self._invoke_lambda = invoke_lambda
+        self._emit_metric = emit_metric
         self.deliveries: deque[Delivery] = deque(maxlen=5000)
         self._lock = threading.Lock()
 
@@ -87,10 +95,19 @@ class EventBus:
                 continue
             if not rule.matches(event):
                 continue
-            for target in rule.targets:
-                done.append(self._deliver(rule.name, target, event))
+            done.extend(self.deliver_to(rule, event))
+        return done
+
+    def deliver_to(self, rule: moto.RuleView, event: dict) -> list[Delivery]:
+        """Hand an event to each of the rule's targets, counting AWS/Events Invocations and FailedInvocations."""
+        done = [self._deliver(rule.name, target, event) for target in rule.targets]
         with self._lock:
             self.deliveries.extend(done)
+        # As on AWS, Invocations counts failed invocations too.
+        for metric, value in (("Invocations", len(done)), ("FailedInvocations", sum(not d.ok for d in done))):
+            if value:
+                self._emit_metric(event["account"], event["region"], "AWS/Events", metric, float(value),
+                                  dimensions={"RuleName": rule.name}, unit="Count")
         return done
 
     def _deliver(self, rule: str, target: dict, event: dict) -> Delivery:
@@ -99,7 +116,7 @@ class EventBus:
             payload = moto.transform_input(target, event)
             service = arn.split(":")[2]
             if service == "sns":
-                moto.sns_publish(arn, payload)
+                moto.sns_publish(arn, payload, publisher=SNS_PUBLISHER)
             elif service == "lambda":
                 self._invoke_lambda(arn, payload.encode())
             elif service == "sqs":
@@ -146,3 +163,67 @@ def put_events_entries(entries: list[dict], *, account: str, region: str) -> tup
         accepted.append((event, bus))
         results.append({"EventId": event["id"]})
     return accepted, results
+
+
+class Schedules:
+    """Rules with a rate() schedule fire on the plane's clock (AWS time): first one interval after they are
+    created or enabled, then every interval, with AWS's "Scheduled Event" envelope."""
+
+    def __init__(self, clock: PlaneClock, note_failure: Callable[[str], None]):
+        self.clock = clock
+        self._note_failure = note_failure
+        self._next: dict[str, tuple[str, float]] = {}  # rule ARN -> (its expression, AWS time of its next run)
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    def arm(self, account: str, region: str, name: str) -> None:
+        """PutRule or EnableRule: the first run is one interval from now."""
+        for rule in moto.rules(account, region):
+            interval = self._interval(rule) if rule.name == name and rule.state != "DISABLED" else None
+            if interval:
+                with self._lock:
+                    self._next[rule.arn] = (rule.schedule, self.clock.now() + interval)
+
+    def due(self, places: list[tuple[str, str]]) -> list[tuple[moto.RuleView, dict]]:
+        """The runs due by now, each a rule and its event; rules seen for the first time are armed."""
+        now, fired, seen = self.clock.now(), [], set()
+        with self._lock:
+            for account, region in places:
+                for rule in moto.rules(account, region):  # schedules live on the default bus only
+                    interval = self._interval(rule) if rule.state != "DISABLED" else None
+                    if not interval:
+                        continue
+                    seen.add(rule.arn)
+                    expression, at = self._next.get(rule.arn, ("", 0.0))
+                    if expression != rule.schedule:
+                        self._next[rule.arn] = (rule.schedule, now + interval)
+                        continue
+                    for _ in range(CATCH_UP):
+                        if at > now:
+                            break
+                        fired.append((rule, scheduled_event(rule, account, region, at)))
+                        at += interval
+                    if at <= now:  # more runs missed than CATCH_UP: skip the rest
+                        at = now + interval
+                    self._next[rule.arn] = (expression, at)
+            for arn in set(self._next) - seen:  # deleted or disabled: enabling again re-arms
+                del self._next[arn]
+        return fired
+
+    def _interval(self, rule: moto.RuleView) -> int | None:
+        if not rule.schedule:
+            return None
+        match = _RATE.match(rule.schedule)
+        if match is None:
+            if rule.arn not in self._warned:
+                self._warned.add(rule.arn)
+                # Known difference: cron() schedules are not emulated; the rule never fires.
+                self._note_failure(f"rule {rule.name}: cron schedules are not emulated ({rule.schedule})")
+            return None
+        return int(match.group(1)) * _UNIT_S[match.group(2).rstrip("s")]
+
+
+def scheduled_event(rule: moto.RuleView, account: str, region: str, at: float) -> dict:
+    """The event a scheduled rule sends its targets; `at` is the scheduled AWS time."""
+    return envelope(source="aws.events", detail_type="Scheduled Event", detail={}, account=account, region=region,
+                    resources=[rule.arn], at=datetime.fromtimestamp(at, tz=timezone.utc))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -48,9 +50,13 @@ class RuleView:
     arn: str
     state: str
     targets: tuple[dict, ...]
+    schedule: str
     _rule: Any
 
     def matches(self, event: dict) -> bool:
+        # A schedule-only rule has no pattern: moto's matcher would take every event, AWS takes none.
+        if not self._rule.event_pattern.get_pattern():
+            return False
         # Known difference: moto's matcher does not descend into arrays of objects (AWS matches any element).
         return self._rule.event_pattern.matches_event(event)
 
@@ -87,7 +93,7 @@ def rules(account_id: str, region: str, bus: str = "default") -> list[RuleView]:
     if event_bus is None:
         return []
     return [
-        RuleView(r.name, r.arn, r.state, tuple(dict(t) for t in r.targets), r)
+        RuleView(r.name, r.arn, r.state, tuple(dict(t) for t in r.targets), r.scheduled_expression or "", r)
         for r in list(event_bus.rules.values())
     ]
 
@@ -118,9 +124,14 @@ def transform_input(target: dict, event: dict) -> str:
     return json.dumps(event)
 
 
-def sns_publish(topic_arn: str, message: str, subject: str | None = None) -> str:
+def sns_publish(topic_arn: str, message: str, subject: str | None = None, *, publisher: str | None = None) -> str:
+    """Publish as an AWS service would (`publisher` is its principal, e.g. cloudwatch.amazonaws.com)."""
     account, region = _account_region(topic_arn)
-    return sns_backends[account][region].publish(message, arn=topic_arn, subject=subject)
+    token = _publisher.set(publisher)
+    try:
+        return sns_backends[account][region].publish(message, arn=topic_arn, subject=subject)
+    finally:
+        _publisher.reset(token)
 
 
 def sqs_send(queue_arn: str, body: str) -> None:
@@ -365,6 +376,19 @@ def set_alarm_state(alarm: Any, value: str, reason: str, reason_data: str) -> No
     alarm.update_state(reason, reason_data, value)
 
 
+def alarm_state_replaced(alarm: Any, value: str, reason: str) -> str | None:
+    """The state a change to (value, reason) replaced, read back through moto's log of updates (newest last,
+    each holding the state it replaced), so evaluations that ran since do not hide it; None if never set."""
+    after = (alarm.state_value, alarm.state_reason)
+    for kind, old_reason, _, old_value, _ in reversed(alarm.history):
+        if kind != "StateUpdate":
+            continue
+        if after == (value, reason):
+            return old_value
+        after = (old_value, old_reason)
+    return None
+
+
 def serve_operation(service: str, operation: str, handler) -> None:
     """Add an operation moto lacks to its response class, so moto serializes it in the caller's protocol."""
     from moto.core.responses import ActionResult
@@ -380,3 +404,232 @@ def serve_operation(service: str, operation: str, handler) -> None:
         return ActionResult(handler(self.current_account, self.region, self._get_params()))
 
     setattr(cls, method, serve)
+
+
+# -- SNS: the plane delivers what moto's topics receive ------------------------------------
+
+_sns_listener: list = [None]
+# The AWS service publishing through sns_publish, seen by the hooked Topic.publish on the same thread.
+_publisher: contextvars.ContextVar[str | None] = contextvars.ContextVar("gameday_sns_publisher", default=None)
+
+
+@dataclass(frozen=True)
+class Publication:
+    """One message a topic accepted, with who published it (an AWS service principal, or None for API callers)."""
+
+    topic_arn: str
+    message_id: str
+    message: str
+    subject: str | None
+    attributes: dict
+    group_id: str | None
+    deduplication_id: str | None
+    structure: str | None
+    publisher: str | None
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    """A subscription as delivery needs it; `owner` is the account that subscribed."""
+
+    arn: str
+    topic_arn: str
+    protocol: str
+    endpoint: str
+    owner: str
+    pending: bool
+    _sub: Any
+
+
+@dataclass(frozen=True)
+class TopicView:
+    arn: str
+    policy: dict
+    kms_key_id: str
+
+
+def listen_to_sns(on_publish, on_subscribe) -> None:
+    """Route every topic publish to on_publish(Publication) and every Subscribe to on_subscribe(view, created).
+
+    moto delivers at once to every subscription, confirmed or not, fails the Publish when a queue is gone,
+    and confirms every subscription; the plane takes delivery and confirmation over. One listener at a time.
+    """
+    from moto.core.responses import ActionResult
+    from moto.core.utils import ensure_boolean
+    from moto.sns.models import SNSBackend, Subscription, Topic
+    from moto.sns.responses import SNSResponse
+
+    if not getattr(Topic, "_gameday_hooked", False):
+        publish, subscribe, respond = Topic.publish, SNSBackend.subscribe, SNSResponse.subscribe
+
+        def topic_publish(self, message, subject=None, message_attributes=None, group_id=None,
+                          deduplication_id=None, message_structure=None):
+            listener = _sns_listener[0]
+            if listener is None:
+                return publish(self, message, subject, message_attributes, group_id, deduplication_id,
+                               message_structure)
+            _check_structure(message_structure, message)
+            message_id = str(uuid.uuid4())
+            listener[0](Publication(self.arn, message_id, message, subject, dict(message_attributes or {}),
+                                    group_id, deduplication_id, message_structure, _publisher.get()))
+            self.sent_notifications.append((message_id, message, subject, message_attributes, group_id))
+            return message_id
+
+        def backend_subscribe(self, topic_arn, endpoint, protocol):
+            created = self._find_subscription(topic_arn, endpoint, protocol) is None
+            sub = subscribe(self, topic_arn, endpoint, protocol)
+            listener = _sns_listener[0]
+            if listener is not None:
+                listener[1](_subscription_view(sub), created)
+            return sub
+
+        def response_subscribe(self):
+            result = respond(self)
+            sub = self.backend.subscriptions.get(result.result["SubscriptionArn"])
+            if sub is not None and sub.attributes.get("PendingConfirmation") and \
+                    not ensure_boolean(self._get_param("ReturnSubscriptionArn") or "false"):
+                return ActionResult({"SubscriptionArn": "pending confirmation"})  # AWS's answer until confirmed
+            return result
+
+        Topic.publish, SNSBackend.subscribe = topic_publish, backend_subscribe
+        SNSResponse.subscribe = response_subscribe
+        # ListSubscriptions* name a pending subscription "PendingConfirmation" instead of its ARN, as AWS does.
+        Subscription.SubscriptionArn = property(
+            lambda s: "PendingConfirmation" if s.attributes.get("PendingConfirmation") else s.arn)
+        Topic._gameday_hooked = True
+    _sns_listener[0] = (on_publish, on_subscribe)
+
+
+def _check_structure(structure: str | None, message: str) -> None:
+    """AWS refuses MessageStructure=json without a JSON object holding "default" (moto checks per subscription)."""
+    from moto.sns.exceptions import InvalidParameterValue
+
+    if structure != "json":
+        return
+    try:
+        body = json.loads(message)
+    except ValueError:
+        raise InvalidParameterValue(
+            "Invalid parameter: Message Structure - JSON message body failed to parse") from None
+    if not isinstance(body, dict) or "default" not in body:
+        raise InvalidParameterValue("Invalid parameter: Message Structure - No default entry in JSON message body")
+
+
+def stop_listening_to_sns(on_publish) -> None:
+    if _sns_listener[0] is not None and _sns_listener[0][0] == on_publish:
+        _sns_listener[0] = None
+
+
+def sns_topic(topic_arn: str) -> TopicView | None:
+    account, region = _account_region(topic_arn)
+    topic = sns_backends[account][region].topics.get(topic_arn)
+    if topic is None:
+        return None
+    return TopicView(topic.arn, topic._policy_json, topic.kms_master_key_id or "")
+
+
+def _subscription_view(sub: Any) -> SubscriptionView:
+    return SubscriptionView(sub.arn, sub.topic.arn, sub.protocol, sub.endpoint, sub.owner,
+                            bool(sub.attributes.get("PendingConfirmation")), sub)
+
+
+def sns_subscriptions(topic_arn: str) -> list[SubscriptionView]:
+    """Every subscription of a topic (moto's own listing stops at its first page of 100)."""
+    account, region = _account_region(topic_arn)
+    backend = sns_backends[account][region]
+    return [_subscription_view(s) for s in list(backend.subscriptions.values()) if s.topic.arn == topic_arn]
+
+
+def sns_subscription(arn: str) -> SubscriptionView | None:
+    account, region = _account_region(arn)
+    sub = sns_backends[account][region].subscriptions.get(arn)
+    return None if sub is None else _subscription_view(sub)
+
+
+def sns_set_pending(arn: str, pending: bool) -> None:
+    """PendingConfirmation on or off; ConfirmationWasAuthenticated follows (the plane confirms by API)."""
+    account, region = _account_region(arn)
+    sub = sns_backends[account][region].subscriptions.get(arn)
+    if sub is not None:
+        sub.attributes["PendingConfirmation"] = pending
+        sub.attributes["ConfirmationWasAuthenticated"] = not pending
+
+
+def sns_delete_subscription(arn: str) -> None:
+    account, region = _account_region(arn)
+    sns_backends[account][region].unsubscribe(arn)
+
+
+def sns_filter_matches(sub: SubscriptionView, pub: Publication) -> bool:
+    """The subscription's filter policy (MessageAttributes or MessageBody scope), by moto's matcher."""
+    matcher = sub._sub._filter_policy_matcher
+    return matcher is None or matcher.matches(pub.attributes, pub.message)
+
+
+def sns_message_for(sub: SubscriptionView, pub: Publication) -> str:
+    """The message this protocol gets: MessageStructure=json picks its key, or "default"."""
+    if pub.structure == "json":
+        return sub._sub._parse_message_structure(pub.message, sub.protocol)
+    return pub.message
+
+
+def sns_envelope(sub: SubscriptionView, pub: Publication) -> dict:
+    """The signed notification document SNS sends to HTTP, e-mail-json and SQS endpoints (moto's format)."""
+    return sub._sub.get_post_data(sns_message_for(sub, pub), pub.message_id, pub.subject,
+                                  message_attributes=pub.attributes or None)
+
+
+def sns_to_sqs(sub: SubscriptionView, pub: Publication) -> None:
+    """moto's own SQS delivery (envelope, RawMessageDelivery); LookupError when the queue is gone."""
+    from moto.sqs.exceptions import QueueDoesNotExist
+
+    try:
+        # The filter policy was applied by the plane; moto's check repeats it harmlessly.
+        sub._sub.publish(pub.message, pub.message_id, subject=pub.subject, message_attributes=pub.attributes,
+                         group_id=pub.group_id, deduplication_id=pub.deduplication_id,
+                         message_structure=pub.structure)
+    except QueueDoesNotExist as exc:
+        raise LookupError(f"queue {sub.endpoint} does not exist") from exc
+
+
+def sqs_send_if_exists(queue_arn: str, body: str) -> bool:
+    from moto.sqs.exceptions import QueueDoesNotExist
+
+    try:
+        sqs_send(queue_arn, body)
+    except QueueDoesNotExist:
+        return False
+    return True
+
+
+# -- KMS --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyView:
+    arn: str
+    state: str
+    policy: dict | None
+    aws_managed: bool
+
+
+def kms_key(account_id: str, region: str, key_id: str) -> KeyView | None:
+    """A key by id, key ARN, alias name or alias ARN (in the ARN's account and region when given)."""
+    from moto.kms.models import kms_backends
+
+    if key_id.startswith("arn:"):
+        account_id, region = _account_region(key_id)
+    alias = "alias/" + key_id.split(":alias/", 1)[1] if ":alias/" in key_id else key_id
+    if alias.startswith("alias/aws/"):
+        # AWS managed keys exist once named (moto lacks alias/aws/sns); no key policy of theirs can be changed.
+        return KeyView(f"arn:aws:kms:{region}:{account_id}:{alias}", "Enabled", None, True)
+    backend = kms_backends[account_id][region]
+    try:
+        key = backend.keys[backend.any_id_to_key_id(key_id)]
+    except (KeyError, TypeError, AttributeError):
+        return None
+    try:
+        policy = json.loads(key.policy)
+    except (TypeError, ValueError):
+        policy = None
+    return KeyView(key.arn, key.key_state, policy, False)

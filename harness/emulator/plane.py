@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -16,9 +17,10 @@ from harness.emulator import apicall, filterpattern, motoadapter as moto, record
 from harness.emulator.cloudtrail import EventHistory, logging_trails
 from harness.emulator.clock import PlaneClock
 from harness.emulator.cloudwatch import AlarmService
-from harness.emulator.events import EventBus, cloudtrail_envelope, put_events_entries
+from harness.emulator.events import EventBus, Schedules, cloudtrail_envelope, put_events_entries
 from harness.emulator.logs import LogIngest
 from harness.emulator.lambdas import FunctionSpec, InvalidRequestContent, InvokeResult, LambdaRuntime, UnsupportedRuntime
+from harness.emulator.sns import NotificationService, sns_params
 
 log = logging.getLogger("gameday.plane")
 
@@ -62,12 +64,18 @@ class Plane:
     def __init__(self, *, time_scale: float = 60.0, latency_profile: str = "instant") -> None:
         self.latency_profile = latency_profile
         self.history = EventHistory()
-        self.bus = EventBus(invoke_lambda=self._invoke_lambda_async)
+        self.bus = EventBus(invoke_lambda=self._invoke_lambda_async, emit_metric=self._emit_metric_later)
         self.logs = LogIngest(emit_metric=self._emit_metric, invoke_lambda=self._invoke_lambda_async)
         self.clock = PlaneClock(time_scale)
-        self.alarms = AlarmService(clock=self.clock, publish=moto.sns_publish, put_event=self.bus.put,
-                                   invoke_lambda=self._invoke_lambda_async,
+        self.failures: list[str] = []
+        # Alarm actions publish as CloudWatch's service principal (what a topic's KMS key policy must allow).
+        self.alarms = AlarmService(clock=self.clock,
+                                   publish=functools.partial(moto.sns_publish, publisher="cloudwatch.amazonaws.com"),
+                                   put_event=self.bus.put, invoke_lambda=self._invoke_lambda_async,
                                    closed_periods_only=latency_profile == "aws")
+        self.sns = NotificationService(clock=self.clock, enqueue=lambda work: self._enqueue("run", work),
+                                       emit_metric=self._emit_metric_later, invoke_lambda=self._invoke_lambda_async)
+        self.schedules = Schedules(self.clock, note_failure=self.failures.append)
         self.time_scale = time_scale
         self._places: set[tuple[str, str]] = set()
         self._stopping = threading.Event()
@@ -75,7 +83,6 @@ class Plane:
         self.runtime: LambdaRuntime | None = None
         self.endpoint_url = ""
         self.recorded = 0
-        self.failures: list[str] = []
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._pending = 0
         self._idle = threading.Condition()
@@ -92,6 +99,7 @@ class Plane:
         self._enqueue("preload", _PRELOAD)
         self._thread.start()
         moto.listen_to_log_ingestion(self._on_log_batch)
+        self.sns.start(endpoint_url)
         moto.serve_operation("cloudwatch", "DescribeAlarmHistory", self.alarms.describe_history)
         self._stopping.clear()
         self._ticker = threading.Thread(target=self._tick, name="gameday-clock", daemon=True)
@@ -101,6 +109,7 @@ class Plane:
         if self in _LIVE:
             _LIVE.remove(self)
         moto.stop_listening_to_log_ingestion(self._on_log_batch)
+        self.sns.stop()
         self._stopping.set()
         if self._ticker is not None:
             self._ticker.join(timeout=5)
@@ -128,8 +137,14 @@ class Plane:
     def trails_now(self, access_key_id: str | None) -> list[moto.TrailView]:
         return moto.trails(moto.account_for_access_key(access_key_id))
 
-    def intercept(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> Response | None:
-        """Serve the calls moto cannot (LookupEvents, PutEvents to SNS/Lambda, Invoke without Docker)."""
+    def intercept(self, method: str, path: str, headers: Mapping[str, str], body: bytes,
+                  query: str = "") -> Response | None:
+        """Serve the calls moto cannot (LookupEvents, PutEvents to SNS/Lambda, Invoke without Docker, SNS
+        confirmations and topic-policy denials)."""
+        scope = _credential_scope(headers)
+        if scope[3:4] == ["sns"] or (method == "GET" and "Action=ConfirmSubscription" in query):
+            # The unsigned GET is a confirmation's SubscribeURL being visited.
+            return self.sns.serve(sns_params(method, query, body), access_key=scope[0] if scope else None)
         target = headers.get("X-Amz-Target", "")
         if target.endswith("CloudTrail_20131101.LookupEvents"):
             return self._lookup_events(body)
@@ -164,6 +179,13 @@ class Plane:
                     self._deliver_trail_logs(*payload)
                 elif kind == "preload":
                     apicall.preload(*payload)
+                elif kind == "metric":
+                    args, kw = payload
+                    self._emit_metric(*args, **kw)
+                elif kind == "scheduled":
+                    self.bus.deliver_to(*payload)
+                elif kind == "run":
+                    payload()
                 else:
                     event, bus = payload
                     self.bus.put(event, bus)
@@ -228,6 +250,12 @@ class Plane:
                 self.alarms.metric_arrived(account, call.region, call.params.get("Namespace", ""), name)
         elif call.service == "cloudwatch" and call.operation == "PutMetricAlarm":
             self.alarms.alarm_configured(account, call.region, [call.params.get("AlarmName", "")])
+        elif call.service == "cloudwatch" and call.operation == "SetAlarmState":
+            p = call.params
+            self.alarms.state_set(account, call.region, p.get("AlarmName", ""), p.get("StateValue", ""),
+                                  p.get("StateReason", ""), p.get("StateReasonData"))
+        elif call.service == "events" and call.operation in ("PutRule", "EnableRule"):
+            self.schedules.arm(account, call.region, call.params.get("Name", ""))
         elif call.service == "logs" and call.operation == "PutMetricFilter":
             moto.replace_metric_filter(account, call.region, call.params.get("logGroupName", ""),
                                        call.params.get("filterName", ""))
@@ -256,14 +284,25 @@ class Plane:
         moto.put_metric(account, region, namespace, name, value, **kw)
         self.alarms.metric_arrived(account, region, namespace, name)
 
+    def _emit_metric_later(self, *args: Any, **kw: Any) -> None:
+        """Emit from the delivery thread: the caller (a publish, a delivery) neither waits for nor re-enters alarms."""
+        self._enqueue("metric", (args, kw))
+
     def _tick(self) -> None:
-        """Re-evaluate alarms as scaled periods close, so missing data and recovery are seen too."""
+        """Re-evaluate alarms as scaled periods close, expire pending subscriptions, run scheduled rules."""
         while not self._stopping.wait(TICK_S):
-            try:
-                self.alarms.tick(sorted(self._places))
-            except Exception as exc:  # the clock keeps going; the failure stays visible
-                log.exception("alarm tick failed")
-                self.failures.append(f"tick: {type(exc).__name__}: {exc}")
+            places = sorted(self._places)
+            for name, work, args in (("alarm", self.alarms.tick, (places,)), ("sns", self.sns.tick, ()),
+                                     ("schedule", self._run_schedules, (places,))):
+                try:
+                    work(*args)
+                except Exception as exc:  # the clock keeps going; the failure stays visible
+                    log.exception("%s tick failed", name)
+                    self.failures.append(f"{name} tick: {type(exc).__name__}: {exc}")
+
+    def _run_schedules(self, places: list[tuple[str, str]]) -> None:
+        for rule, event in self.schedules.due(places):
+            self._enqueue("scheduled", (rule, event))
 
     def _enqueue(self, kind: str, payload: Any, *, delay_aws: float = 0.0) -> None:
         """Queue work for the delivery thread, now or after `delay_aws` seconds of AWS time (the aws profile)."""

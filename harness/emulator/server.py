@@ -8,6 +8,7 @@ import json
 import threading
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.datastructures import EnvironHeaders, Headers
@@ -16,7 +17,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from harness.emulator.plane import Exchange, Plane, access_key_of
 
 _REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
-            404: "Not Found", 500: "Internal Server Error"}
+            403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}
 
 
 class PlaneMiddleware:
@@ -27,16 +28,16 @@ class PlaneMiddleware:
         self.plane = plane
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
+        path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
         if path.startswith("/_gameday/"):
-            return self._internal(path, start_response)
+            return self._internal(path, query, start_response)
         body = _read_body(environ)
         environ["wsgi.input"] = io.BytesIO(body)
         headers = Headers(EnvironHeaders(environ))
         key = access_key_of(headers)
         before = self.plane.trails_now(key)
         method = environ.get("REQUEST_METHOD", "GET")
-        served = self.plane.intercept(method, path, headers, body)
+        served = self.plane.intercept(method, path, headers, body, query)
         if served is not None:
             status, out_headers, out_body = served
             start_response(f"{status} {_REASONS.get(status, 'OK')}", list(out_headers.items()))
@@ -56,18 +57,22 @@ class PlaneMiddleware:
             status = int(captured["status"].split(" ", 1)[0])
             out_headers = dict(captured["headers"])
         self.plane.observe(Exchange(
-            method=method, path=path, query=environ.get("QUERY_STRING", ""), headers=headers, body=body,
+            method=method, path=path, query=query, headers=headers, body=body,
             status=status, response_headers=Headers(list(out_headers.items())), response_body=out_body,
             remote_addr=environ.get("REMOTE_ADDR", "127.0.0.1"), at=datetime.now(timezone.utc),
             trails_before=before, trails_after=self.plane.trails_now(key),
         ))
         return [out_body]
 
-    def _internal(self, path: str, start_response: Callable) -> Iterable[bytes]:
+    def _internal(self, path: str, query: str, start_response: Callable) -> Iterable[bytes]:
         if path == "/_gameday/health":
             body = {"status": "ok", "recorded": self.plane.recorded, "failures": self.plane.failures[-20:]}
         elif path == "/_gameday/lambda-errors":
             body = {"errors": self.plane.lambda_errors()}
+        elif path == "/_gameday/outbox":
+            # What SNS sent an endpoint outside AWS (address, phone, URL), for a harness in another process.
+            endpoint = parse_qs(query).get("endpoint", [""])[0]
+            body = {"endpoint": endpoint, "messages": self.plane.sns.outbox(endpoint)}
         else:
             start_response("404 Not Found", [("Content-Type", "application/json")])
             return [b'{"error": "unknown gameday path"}']
