@@ -187,6 +187,11 @@ def function_fields(fn: Any) -> dict:
     }
 
 
+def throttled(fn: Any) -> bool:
+    """Reserved concurrency 0: Lambda runs none of the function's invocations (how AWS pauses a function)."""
+    return fn.reserved_concurrency is not None and int(fn.reserved_concurrency) == 0
+
+
 def mint_role_credentials(role_arn: str, session_name: str, region: str) -> dict[str, str]:
     """Temporary credentials for an execution role, as Lambda gets from STS."""
     account = role_arn.split(":")[4]

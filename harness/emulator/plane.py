@@ -53,6 +53,7 @@ Response = tuple[int, dict[str, str], bytes]
 CLOUDTRAIL_TO_EVENTBRIDGE_S = 5.0
 _LIVE: list["Plane"] = []  # the running plane, if any (moto's state, and so the plane, is one per process)
 CLOUDTRAIL_TO_LOGS_S = 300.0
+MAX_EVENT_AGE_S = 6 * 3600  # AWS seconds Lambda keeps retrying an asynchronous event (the default maximum)
 # How often the plane's clock re-evaluates alarms (wall seconds): well under a scaled period (5 s for 300 s at 60).
 TICK_S = 0.25
 
@@ -87,6 +88,7 @@ class Plane:
         self._pending = 0
         self._idle = threading.Condition()
         self._credentials: dict[str, dict[str, str]] = {}
+        self._held: dict[str, list[tuple[float, bytes]]] = {}  # function arn -> (AWS time, event) kept while throttled
         self._thread: threading.Thread | None = None
 
     def start(self, endpoint_url: str) -> None:
@@ -263,7 +265,10 @@ class Plane:
     def _follow_lambda_changes(self, call: apicall.ApiCall) -> None:
         if self.runtime is None:
             return
-        if call.operation == "DeleteFunction":
+        if call.operation in ("PutFunctionConcurrency", "DeleteFunctionConcurrency"):
+            account = moto.account_for_access_key(call.access_key_id)
+            self._release_held(account, call.region, call.params.get("FunctionName", ""))
+        elif call.operation == "DeleteFunction":
             name = call.params.get("FunctionName", "")
             account = moto.account_for_access_key(call.access_key_id)
             self.runtime.forget(f"arn:aws:lambda:{call.region}:{account}:function:{name.split(':')[-1]}")
@@ -329,11 +334,30 @@ class Plane:
 
     def _invoke_lambda_async(self, arn: str, payload: bytes) -> None:
         account, region = arn.split(":")[4], arn.split(":")[3]
-        spec = self._spec(account, region, arn)
-        if spec is None:
+        fn = moto.get_function(account, region, arn)
+        if fn is None:
             raise LookupError(f"function {arn} does not exist")
-        assert self.runtime is not None
+        if moto.throttled(fn):
+            # Lambda keeps a throttled asynchronous event and retries it for up to six hours (MaximumEventAgeInSeconds).
+            with self._idle:
+                self._held.setdefault(moto.function_fields(fn)["arn"], []).append((self.clock.now(), payload))
+            return
+        spec = self._spec(account, region, arn)
+        assert spec is not None and self.runtime is not None
         self.runtime.invoke_async(spec, payload)
+
+    def _release_held(self, account: str, region: str, name: str) -> None:
+        """Concurrency is back: run the events held while the function was throttled, unless they aged out."""
+        fn = moto.get_function(account, region, name)
+        if fn is None or moto.throttled(fn) or self.runtime is None:
+            return
+        arn = moto.function_fields(fn)["arn"]
+        with self._idle:
+            held = self._held.pop(arn, [])
+        spec = self._spec(account, region, arn)
+        for at, payload in held:
+            if self.clock.now() - at <= MAX_EVENT_AGE_S and spec is not None:
+                self.runtime.invoke_async(spec, payload)
 
     def _invoke(self, name: str, headers: Mapping[str, str], body: bytes) -> Response:
         from urllib.parse import unquote
@@ -347,6 +371,14 @@ class Plane:
                                f"Function not found: arn:aws:lambda:{region}:{account}:function:{unquote(name)}")
         assert self.runtime is not None
         kind = headers.get("X-Amz-Invocation-Type", "RequestResponse")
+        fn = moto.get_function(account, region, unquote(name))
+        if kind == "Event" and fn is not None and moto.throttled(fn):
+            self._invoke_lambda_async(spec.arn, body or b"{}")  # accepted, held until the function may run
+            return 202, {"x-amzn-RequestId": secrets.token_hex(16)}, b""
+        if fn is not None and moto.throttled(fn):
+            return 429, {"Content-Type": "application/json", "x-amzn-ErrorType": "TooManyRequestsException"}, \
+                json.dumps({"Type": "User", "message": "Rate Exceeded.",
+                            "Reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}).encode()
         if kind == "DryRun":
             return 204, {}, b""
         try:

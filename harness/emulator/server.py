@@ -17,7 +17,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from harness.emulator.plane import Exchange, Plane, access_key_of
 
 _REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
-            403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}
+            403: "Forbidden", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
 
 
 class PlaneMiddleware:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,7 +155,9 @@ class DeleteTopic(Fault):
         return f"DeleteTopic {self.topic.rsplit(':', 1)[-1]} {who}"
 
     def steady(self) -> Probe:
-        return probes.topic_intact(self.topic, exempt=self.exempt, key=self.key, sink_queue_arn=self.sink_queue_arn)
+        # Not its protection: the prevention check must run (and fail) on a stack deployed without it.
+        return probes.topic_intact(self.topic, exempt=self.exempt, key=self.key, sink_queue_arn=self.sink_queue_arn,
+                                   protected=False)
 
     def snapshot(self, aws: Any) -> dict | None:
         sns = aws.client("sns")
@@ -277,10 +280,17 @@ class AlertStorm(Fault):
 
     def apply(self, aws: Any, snapshot: dict | None) -> None:
         sns, run = aws.client("sns"), uuid.uuid4().hex[:8]
-        for start in range(0, self.messages, 10):  # PublishBatch: ten per call, as fast as a real storm
+
+        def batch(start: int) -> None:
             sns.publish_batch(TopicArn=self.topic, PublishBatchRequestEntries=[
                 {"Id": str(i), "Subject": "Gameday alert storm", "Message": f"gameday storm {run} #{i}"}
                 for i in range(start, min(start + 10, self.messages))])
+
+        # PublishBatch takes ten; the batches go at once, as alarms firing together would (one after another they
+        # can spread over more than a second of AWS time at the embedded time scale).
+        starts = range(0, self.messages, 10)
+        with ThreadPoolExecutor(max_workers=len(starts)) as pool:
+            list(pool.map(batch, starts))
 
     def revert(self, aws: Any, snapshot: dict | None) -> None:
         if self.steady()(aws)[0]:

@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 from harness.probes import Probe
 from harness.stack import notification
 
-__all__ = ["topic_protected", "topic_intact", "key_grants_publishers", "subscribed", "unfiltered", "queue_exists"]
+__all__ = ["topic_exists", "topic_protected", "topic_intact", "key_grants_publishers", "subscribed", "unfiltered",
+           "queue_exists"]
 
 
 def _topic(aws: Any, arn: str) -> dict | None:
@@ -24,6 +25,14 @@ def _topic(aws: Any, arn: str) -> dict | None:
 
 def _name(arn: str) -> str:
     return arn.rsplit(":", 1)[-1]
+
+
+def topic_exists(topic_arn: str) -> Probe:
+    def check(aws: Any) -> tuple[bool, str]:
+        found = _topic(aws, topic_arn) is not None
+        return found, f"topic {_name(topic_arn)} {'exists' if found else 'does not exist'}"
+
+    return Probe(f"topic {_name(topic_arn)} exists", check, ("sns:GetTopicAttributes",))
 
 
 def topic_protected(topic_arn: str, exempt: str | None = None) -> Probe:
@@ -40,20 +49,22 @@ def topic_protected(topic_arn: str, exempt: str | None = None) -> Probe:
     return Probe(f"topic {_name(topic_arn)} is protected", check, ("sns:GetTopicAttributes",))
 
 
-def topic_intact(topic_arn: str, *, exempt: str | None, key: str | None, sink_queue_arn: str) -> Probe:
-    """The topic exists, protected, encrypted with `key` (an alias) if given, and the sink is subscribed."""
-    protected, sink = topic_protected(topic_arn, exempt), subscribed(topic_arn, "sqs", sink_queue_arn)
+def topic_intact(topic_arn: str, *, exempt: str | None, key: str | None, sink_queue_arn: str,
+                 protected: bool = True) -> Probe:
+    """The topic exists (protected, unless told otherwise), encrypted with `key` if given, the sink subscribed."""
+    exists = topic_protected(topic_arn, exempt) if protected else topic_exists(topic_arn)
+    sink = subscribed(topic_arn, "sqs", sink_queue_arn)
 
     def check(aws: Any) -> tuple[bool, str]:
-        for probe in (protected, sink):
+        for probe in (exists, sink):
             ok, evidence = probe(aws)
             if not ok:
                 return False, evidence
         stored = (_topic(aws, topic_arn) or {}).get("KmsMasterKeyId", "")
         if key and (not stored or _key_arn(aws, stored) != _key_arn(aws, key)):
             return False, f"topic {_name(topic_arn)} is encrypted with {stored or 'nothing'}, not {key}"
-        encrypted = "encrypted" if key else "unencrypted"
-        return True, f"topic {_name(topic_arn)} exists, protected, {encrypted}, sink subscribed"
+        state = ", ".join(filter(None, ("protected" if protected else "", "encrypted" if key else "")))
+        return True, f"topic {_name(topic_arn)} exists{', ' + state if state else ''}, sink subscribed"
 
     return Probe(f"topic {_name(topic_arn)} is intact", check,
                  ("sns:GetTopicAttributes", "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes"))
