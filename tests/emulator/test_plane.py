@@ -310,3 +310,29 @@ def test_calls_from_another_process_are_recorded(aws, trail):
 def test_endpoint_refuses_non_loopback_addresses():
     with pytest.raises(ValueError, match="loopback"):
         EmbeddedServer(host="0.0.0.0")
+
+
+def test_a_throttled_function_holds_its_events_until_it_may_run_again(aws, function, inbox):
+    topic, read = inbox
+    arn = function(f"""
+        import json, boto3
+        sns = boto3.client("sns")
+        def handler(event, context):
+            sns.publish(TopicArn="{topic}", Message=json.dumps({{"ran": event["detail"]}}))
+    """)
+    lam = aws.client("lambda")
+    lam.put_function_concurrency(FunctionName=arn, ReservedConcurrentExecutions=0)
+    rule_to(aws, {"source": ["custom.throttle"]}, [{"Id": "fn", "Arn": arn}])
+    aws.client("events").put_events(Entries=[{"Source": "custom.throttle", "DetailType": "d",
+                                              "Detail": json.dumps({"n": 1})}])
+    with pytest.raises(ClientError) as err:  # a synchronous invoke is refused outright
+        lam.invoke(FunctionName=arn, Payload=b"{}")
+    assert err.value.response["Error"]["Code"] == "TooManyRequestsException"
+    assert lam.invoke(FunctionName=arn, InvocationType="Event", Payload=json.dumps({"detail": {"n": 2}}).encode())[
+        "StatusCode"] == 202
+    assert read() == []  # held, not run and not lost
+    lam.delete_function_concurrency(FunctionName=arn)
+    got = []
+    wait_for(lambda: got.extend(read()) or (len(got) >= 2 or None), timeout=10, interval=0.02,
+             describe="held events run once the function may run")
+    assert sorted(json.dumps(g, sort_keys=True) for g in got) == ['{"ran": {"n": 1}}', '{"ran": {"n": 2}}']
