@@ -1,4 +1,4 @@
-"""The `gameday` command: up (serve the emulator with the stack), cleanup (undo a killed run), list."""
+"""The `gameday` command: up (serve the emulator with the stack), cleanup (undo a killed run), list, trace."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import config
-from harness.errors import GamedayError
+from harness.errors import GamedayError, HarnessBroken
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +46,31 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--markdown", action="store_true", help="as the README's table")
     listing.add_argument("--scenarios", default="scenarios", help="catalog folder (default scenarios)")
     listing.set_defaults(func=_list)
+
+    trace = sub.add_parser(
+        "trace", help="walk the alarm notification chain and name the first broken hop",
+        description="Check each hop from the trail to the sink for one CIS control's alarm, as an engineer would "
+                    "when no notification arrived, and name the first broken hop with evidence and a fix.",
+        epilog=TRACE_EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    trace.add_argument("--backend", default=None, help="embedded (default), localstack or aws")
+    trace.add_argument("--endpoint", default=None,
+                       help="a running `gameday up` endpoint (embedded) or LocalStack URL; embedded without it "
+                            "starts its own endpoint with the reference stack")
+    trace.add_argument("--stack-file", default=None, help="JSON outputs of your stack (default: the reference stack)")
+    trace.add_argument("--control", default="4.5", help="CIS monitoring control whose alarm to trace (default 4.5)")
+    trace.add_argument("--canary", action="store_true",
+                       help="also send one synthetic tampering record through the chain and wait for it in the sink")
+    trace.add_argument("--canary-timeout", default=None, metavar="S",
+                       help="wall seconds to wait for the canary (default: the alarm's evaluation range, scaled)")
+    trace.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    trace.set_defaults(func=_trace)
     return parser
+
+
+TRACE_EXIT_CODES = """exit codes:
+  0  every hop is ok (and, with --canary, the canary arrived)
+  1  a hop is broken, or the canary missed
+  2  bad input (nothing changed), or the harness could not trace (a hop is unknown)"""
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -106,6 +130,41 @@ def _list(args: argparse.Namespace) -> int:
             print(f"{scenario.id:36} {scenario.severity:9} {', '.join(scenario.mitre):12} "
                   f"{doc.splitlines()[0] if doc else scenario.title}")
     return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    import gc
+
+    from harness import trace
+
+    settings = config.resolve({"backend": args.backend, "endpoint": args.endpoint, "stack_file": args.stack_file})
+    if settings.endpoint and settings.backend == "aws":
+        raise config.ConfigError("--endpoint names an embedded or LocalStack endpoint; drop it for the aws backend")
+    trace.check_control(args.control)
+    timeout = _canary_timeout(args.canary_timeout)
+    try:
+        with trace.open_target(settings) as (aws, stack):
+            report = trace.trace(aws, stack, control=args.control, canary=args.canary, canary_timeout=timeout)
+    except HarnessBroken as exc:  # e.g. the reference stack would not deploy: nothing was traced
+        print(f"gameday: could not trace: {exc}", file=sys.stderr)
+        return 2
+    print(report.to_json() if args.json else trace.render(report))
+    # The process ends here: spare its shutdown the full collections over the emulator's heap (about 3 s).
+    gc.freeze()
+    return report.exit_code
+
+
+def _canary_timeout(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise config.ConfigError(f"--canary-timeout {text!r} is not a positive number of wall seconds; "
+                                 "pass e.g. --canary-timeout 30")
+    return seconds
 
 
 if __name__ == "__main__":
