@@ -30,6 +30,8 @@ LATE_GRACE = 0.5
 SETTLE_AWS_S = 30.0
 # How AWS services say a policy refused a call (SNS says AuthorizationError).
 ACCESS_DENIED = ("AuthorizationError", "AccessDenied", "AccessDeniedException")
+# Trace hop statuses that mean trouble (a hop skipped because an earlier resource is missing is neither).
+TRACE_TROUBLE = ("broken", "unknown")
 
 
 class GameDay:
@@ -179,13 +181,14 @@ class GameDay:
 
         def named() -> Any:
             report = seen["report"] = trace(self.aws, self.stack)
-            return report if [h.id for h in report.hops if h.status != "ok"] == [hop] else None
+            return report if [h.id for h in report.hops if h.status in TRACE_TROUBLE] == [hop] else None
 
         with reporting.phase(f"detect: gameday trace names {hop} within {limit:g} s"):
             found = self._poll_until(named, limit, f"a trace naming {hop}")
             if found is None:
                 last = seen.get("report")
-                others = ", ".join(f"{h.id} {h.status}" for h in last.hops if h.status != "ok") if last else "none"
+                others = ", ".join(f"{h.id} {h.status}" for h in last.hops if h.status in TRACE_TROUBLE) \
+                    if last else "none"
                 missing = f"gameday trace did not name {hop} alone (last trace: {others or 'all ok'})"
                 raise DetectionMissing(hop, limit, self.clock.wall_limit(limit), missing=missing)
             self.clock.detected(time.time())

@@ -47,9 +47,9 @@ def _confirm_oncall(backend: Any, stack: StackOutputs) -> None:
         mailbox.confirm_latest(stack.topic_arn, stack.oncall_email)
 
 
-def start_session(settings: Settings, *, port: int = 0) -> Session:
+def start_session(settings: Settings, *, port: int = 0, warm: bool = True) -> Session:
     """Start the backend and deploy (or load) the stack; GamedayError on bad input, nothing changed."""
-    backend = backends.create(settings, port=port)
+    backend = backends.create(settings, port=port, warm=warm)
     backend.start()
     try:
         journal = Journal(Path(settings.journal) if settings.journal else default_journal_path())

@@ -45,6 +45,8 @@ CANARY_AGENT = "gameday-canary/1.0 (synthetic record written by `gameday trace -
 OWN_STREAMS = (CANARY_STREAM, "gameday-synthetic-records")
 DELIVERY_WINDOW_S = 3600  # a trail that delivered nothing for an hour of a live account is not delivering
 HISTORY_WINDOW = timedelta(hours=24)
+# Failed deliveries this recent mean a subscriber is failing now: three periods of the stack's delivery alarm.
+FAILED_DELIVERY_WINDOW = timedelta(minutes=15)
 FAILED_ACTION = "Failed to execute action"
 AWS_MANAGED_SNS_KEY = "alias/aws/sns"
 PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com")
@@ -376,7 +378,7 @@ class Facts:
 
     def failed_notifications(self) -> float:
         topic_name = self.stack.topic_arn.rsplit(":", 1)[-1]
-        window = timedelta(hours=1) / self.scale
+        window = FAILED_DELIVERY_WINDOW / self.scale
         return self._memo("failed", lambda: sum(p.get("Sum", 0.0) for p in self.client(
             "cloudwatch").get_metric_statistics(
             Namespace="AWS/SNS", MetricName="NumberOfNotificationsFailed",
@@ -945,10 +947,10 @@ def check_subscriptions_delivery(f: Facts) -> Verdict:
     failed = f.failed_notifications()
     if failed:
         return broken(f"AWS/SNS NumberOfNotificationsFailed is {failed:g} for {f.stack.topic_arn.rsplit(':', 1)[-1]} "
-                      "in the last hour of AWS time: a subscriber refuses deliveries",
+                      "in the last 15 minutes of AWS time: a subscriber refuses deliveries",
                       f"find the failing endpoint among aws sns list-subscriptions-by-topic --topic-arn "
                       f"{f.stack.topic_arn} (queue policy, Lambda permission, key grant, HTTPS endpoint up)")
-    return ok("no failed notification in the last hour of AWS time (AWS/SNS NumberOfNotificationsFailed)")
+    return ok("no failed notification in the last 15 minutes of AWS time (AWS/SNS NumberOfNotificationsFailed)")
 
 
 def check_rules_enabled(f: Facts) -> Verdict:
@@ -999,7 +1001,7 @@ HOPS: tuple[tuple[str, str, Callable[[Facts], Verdict]], ...] = (
     ("subscriptions.exist", "the topic has subscribers, the sink among them", check_subscriptions_exist),
     ("subscriptions.confirmed", "every subscription is confirmed", check_subscriptions_confirmed),
     ("subscriptions.filter", "no filter policy drops the alarm", check_subscriptions_filter),
-    ("subscriptions.delivery", "no delivery failed in the last hour", check_subscriptions_delivery),
+    ("subscriptions.delivery", "no delivery failed in the last 15 minutes", check_subscriptions_delivery),
     ("rules.enabled", "the stack's EventBridge rules are enabled", check_rules_enabled),
 )
 assert tuple(h[0] for h in HOPS) == HOP_IDS
@@ -1280,7 +1282,7 @@ def open_target(settings: Any) -> Iterator[tuple[Any, StackOutputs]]:
     if settings.backend == "embedded" and not settings.endpoint:
         from harness.session import start_session
 
-        session = start_session(settings)
+        session = start_session(settings, warm=False)  # a trace never invokes the stack's functions
         try:
             yield session.backend, session.stack
         finally:

@@ -7,12 +7,12 @@ from harness.scenario import Capability
 from harness.config import Settings
 
 
-def create(settings: Settings, *, port: int = 0) -> Backend:
-    """The backend the settings name (not started); port applies to the embedded endpoint."""
+def create(settings: Settings, *, port: int = 0, warm: bool = True) -> Backend:
+    """The backend the settings name (not started); port and warm (pre-warm Lambda) apply to the embedded endpoint."""
     if settings.backend == "embedded":
         from harness.backends.embedded import EmbeddedBackend
 
-        return EmbeddedBackend(settings, port=port)
+        return EmbeddedBackend(settings, port=port, warm=warm)
     if settings.backend == "localstack":
         from harness.backends.localstack import LocalStackBackend
 

@@ -10,8 +10,6 @@ import urllib.request
 import boto3
 
 from harness.backends.base import Backend, Capability
-from harness.emulator import motoadapter
-from harness.emulator.server import EmbeddedServer
 from harness.mailbox import Mailbox
 
 OPERATOR = "gameday-operator"
@@ -22,19 +20,27 @@ class EmbeddedBackend(Backend):
     name = "embedded"
     capabilities = frozenset(Capability)
 
-    def __init__(self, settings, *, port: int = 0):
+    def __init__(self, settings, *, port: int = 0, warm: bool = True):
+        # moto loads here, not at import: attaching to a running endpoint (AttachedEmbedded) does without it.
+        from harness.emulator.server import EmbeddedServer
+
         super().__init__(settings)
-        self.server = EmbeddedServer(port=port, time_scale=self.time_scale, latency_profile=self.latency_profile)
+        self.warm = warm
+        self.server = EmbeddedServer(port=port, time_scale=self.time_scale, latency_profile=self.latency_profile,
+                                     prewarm=warm)
 
     def start(self) -> None:
+        from harness.emulator import motoadapter
+
         for name in _PROFILE_VARIABLES:
             # moto's services build boto3 sessions in this process; the user's profile is not this account's.
             os.environ.pop(name, None)
+        shared = motoadapter.share_loaders()  # after the profile variables are gone: moto's session reads them
         self.endpoint_url = self.server.start()
         self.account_id = motoadapter.account_for_access_key(None)
         # The harness acts as a real IAM user, so its calls carry a real userIdentity in the records.
         credentials = motoadapter.create_operator_user(self.account_id, OPERATOR)
-        self._session = boto3.Session(region_name=self.region, **credentials)
+        self._session = boto3.Session(region_name=self.region, botocore_session=shared, **credentials)
 
     def stop(self) -> None:
         super().stop()
@@ -52,7 +58,7 @@ class EmbeddedBackend(Backend):
     def settle(self, timeout: float = 30.0) -> None:
         """After a deploy: records delivered and functions warm, so the first scenario pays no cold start."""
         self.plane.drain(timeout)
-        if self.plane.runtime is not None:
+        if self.warm and self.plane.runtime is not None:
             self.plane.runtime.wait_warm(timeout)
 
 

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Mapping
 from urllib.parse import unquote, unquote_plus
 
-from botocore.loaders import Loader
+from botocore.loaders import Loader, create_loader
 from botocore.model import OperationModel, ServiceModel, Shape
 from botocore.parsers import RpcV2CBORParser
 
@@ -59,7 +59,8 @@ _S3_VHOST = re.compile(r"^(?P<bucket>[^:]+?)\.s3[.-]")
 _LABEL = re.compile(r"\{([^}]+)\}")
 
 _lock = threading.RLock()
-_loader: Loader | None = None
+# The plain botocore loader of the process: each loader parses its own copy of every JSON model it is asked for.
+LOADER = create_loader()
 _infos: dict[str, ServiceInfo] | None = None
 _by_signing_name: dict[str, tuple[str, ...]] | None = None
 _services: dict[str, "_Service"] = {}
@@ -69,10 +70,7 @@ _services: dict[str, "_Service"] = {}
 
 
 def _get_loader() -> Loader:
-    global _loader
-    if _loader is None:
-        _loader = Loader()
-    return _loader
+    return LOADER
 
 
 def _read_metadata(loader: Loader, name: str) -> dict:

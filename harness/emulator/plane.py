@@ -62,8 +62,9 @@ TICK_S = 0.25
 class Plane:
     """State and machinery of the embedded monitoring plane; the HTTP middleware only observes and dispatches."""
 
-    def __init__(self, *, time_scale: float = 60.0, latency_profile: str = "instant") -> None:
+    def __init__(self, *, time_scale: float = 60.0, latency_profile: str = "instant", prewarm: bool = True) -> None:
         self.latency_profile = latency_profile
+        self.prewarm = prewarm  # warm each new function at once; a session that never invokes them skips it
         self.history = EventHistory()
         self.bus = EventBus(invoke_lambda=self._invoke_lambda_async, emit_metric=self._emit_metric_later)
         self.logs = LogIngest(emit_metric=self._emit_metric, invoke_lambda=self._invoke_lambda_async)
@@ -275,7 +276,7 @@ class Plane:
         elif call.operation in _LAMBDA_CODE_CHANGES:
             account = moto.account_for_access_key(call.access_key_id)
             spec = self._spec(account, call.region, call.params.get("FunctionName", ""))
-            if spec is not None:
+            if spec is not None and self.prewarm:
                 # Like provisioned concurrency: the first event should not pay a cold start.
                 self.runtime.prewarm(spec)
 

@@ -89,11 +89,11 @@ class EmbeddedServer:
     """moto + the monitoring plane, served on a loopback address and a free port."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, time_scale: float = 60.0,
-                 latency_profile: str = "instant"):
+                 latency_profile: str = "instant", prewarm: bool = True):
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the embedded endpoint binds loopback only, not {host}")
         self.host, self.port = host, port
-        self.plane = Plane(time_scale=time_scale, latency_profile=latency_profile)
+        self.plane = Plane(time_scale=time_scale, latency_profile=latency_profile, prewarm=prewarm)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 

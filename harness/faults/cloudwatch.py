@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from harness.faults import Fault
-from harness.poll import wait_for
+from harness.poll import interval_for, wait_for
 from harness.probes import Probe
 from harness.probes import cloudwatch as probes
 
@@ -205,6 +205,7 @@ class FailAlarmAction(AlarmFault):
         try:
             history = aws.client("cloudwatch")
             wait_for(lambda: _failed_action(history, self.alarm, started), timeout=ACTION_RESULT_WAIT_S,
+                     interval=interval_for(ACTION_RESULT_WAIT_S),
                      describe=f"a failed action in the history of {self.alarm}")
         finally:
             grant.revert(aws, key_state)
