@@ -248,6 +248,7 @@ class LambdaRuntime:
         self._workers: set[_Worker] = set()
         self._live = 0
         self._pending_events = 0
+        self._pending_by_function: collections.Counter[str] = collections.Counter()
         self._prewarming: list[threading.Thread] = []
         self._closed = False
         self._seq = itertools.count(1)
@@ -283,12 +284,18 @@ class LambdaRuntime:
             if self._closed:
                 raise RuntimeClosed("the Lambda runtime is closed")
             self._pending_events += 1
+            self._pending_by_function[spec.arn] += 1
         self._events.submit(self._run_event, spec, payload, max_retries)
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait until every queued Event invocation (retries included) has finished; False on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: self._pending_events == 0, timeout)
+
+    def wait_idle(self, function_arn: str, timeout: float) -> bool:
+        """Wait until no Event invocation of the function is queued or running; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending_by_function[function_arn], timeout)
 
     def errors(self) -> list[tuple[str, InvokeResult]]:
         """Recent failed invocations as (function name, result), oldest first."""
@@ -321,6 +328,7 @@ class LambdaRuntime:
         self._events.shutdown(wait=True, cancel_futures=True)
         with self._cond:
             self._pending_events = 0  # cancelled events never ran
+            self._pending_by_function.clear()
             self._cond.notify_all()
         self._remove_root()
 
@@ -345,6 +353,7 @@ class LambdaRuntime:
         finally:
             with self._cond:
                 self._pending_events -= 1
+                self._pending_by_function[spec.arn] -= 1
                 self._cond.notify_all()
 
     def _run(self, spec: FunctionSpec, payload: bytes, status: int, request_id: str) -> InvokeResult:

@@ -89,6 +89,7 @@ class Plane:
         self._pending = 0
         self._idle = threading.Condition()
         self._credentials: dict[str, dict[str, str]] = {}
+        self._holding: set[str] = set()  # functions being throttled: new events are held while running ones finish
         self._held: dict[str, list[tuple[float, bytes]]] = {}  # function arn -> (AWS time, event) kept while throttled
         self._thread: threading.Thread | None = None
 
@@ -157,6 +158,8 @@ class Plane:
             return self._validate_filter_pattern(body)
         if target == "Logs_20140328.TestMetricFilter":
             return self._test_metric_filter(body)
+        if method == "PUT" and path.startswith("/2017-10-31/functions/") and path.endswith("/concurrency"):
+            return self._quiesce(path[len("/2017-10-31/functions/"):-len("/concurrency")], headers, body)
         if method == "POST" and path.startswith("/2015-03-31/functions/") and path.endswith("/invocations"):
             name = path[len("/2015-03-31/functions/"):-len("/invocations")]
             return self._invoke(name, headers, body)
@@ -338,7 +341,7 @@ class Plane:
         fn = moto.get_function(account, region, arn)
         if fn is None:
             raise LookupError(f"function {arn} does not exist")
-        if moto.throttled(fn):
+        if moto.throttled(fn) or moto.function_fields(fn)["arn"] in self._holding:
             # Lambda keeps a throttled asynchronous event and retries it for up to six hours (MaximumEventAgeInSeconds).
             with self._idle:
                 self._held.setdefault(moto.function_fields(fn)["arn"], []).append((self.clock.now(), payload))
@@ -347,9 +350,31 @@ class Plane:
         assert spec is not None and self.runtime is not None
         self.runtime.invoke_async(spec, payload)
 
+    def _quiesce(self, name: str, headers: Mapping[str, str], body: bytes) -> None:
+        """PutFunctionConcurrency 0: hold new events at once and let the running ones finish before it takes effect.
+
+        Known difference: AWS returns at once and lets running invocations finish afterwards; here the call waits
+        for them, so whoever throttles a function knows it is quiet when the call returns.
+        """
+        from urllib.parse import unquote
+
+        if json.loads(body or b"{}").get("ReservedConcurrentExecutions") != 0 or self.runtime is None:
+            return None
+        fn = moto.get_function(moto.account_for_access_key(access_key_of(headers)), _region(headers), unquote(name))
+        if fn is None:
+            return None
+        fields = moto.function_fields(fn)
+        with self._idle:
+            self._holding.add(fields["arn"])
+        self.runtime.wait_idle(fields["arn"], timeout=fields["timeout_s"] + 5)
+        return None
+
     def _release_held(self, account: str, region: str, name: str) -> None:
         """Concurrency is back: run the events held while the function was throttled, unless they aged out."""
         fn = moto.get_function(account, region, name)
+        if fn is not None:
+            with self._idle:
+                self._holding.discard(moto.function_fields(fn)["arn"])  # moto's own setting rules from now on
         if fn is None or moto.throttled(fn) or self.runtime is None:
             return
         arn = moto.function_fields(fn)["arn"]
