@@ -623,8 +623,8 @@ def desired_state(
         targets=tuple(alarms_targets),
     )
     chain = _notification_chain(names, arn, alarm_prefix=f"{prefix}-", sabotage=sabotage, topic=topic,
-                                fallback_topic=fallback_topic, key=key, queues=(queue, tickets_queue),
-                                subscriptions=subscriptions, muted_arn=muted_topic.arn if muted_topic else None)
+                                fallback_topic=fallback_topic, key=key, subscriptions=subscriptions,
+                                muted_arn=muted_topic.arn if muted_topic else None)
     return DesiredState(
         account_id=account_id,
         region=region,
@@ -654,8 +654,8 @@ def desired_state(
 
 
 def _notification_chain(names: Names, arn: Any, *, alarm_prefix: str, sabotage: str | None, topic: Topic,
-                        fallback_topic: Topic, key: notification.Key, queues: tuple[Queue, ...],
-                        subscriptions: tuple[Subscription, ...], muted_arn: str | None) -> dict[str, Any]:
+                        fallback_topic: Topic, key: notification.Key, subscriptions: tuple[Subscription, ...],
+                        muted_arn: str | None) -> dict[str, Any]:
     """The guard, its rules, the delivery-failure alarm and the break-glass role (part 3's additions)."""
     topic_arns = [topic.arn, fallback_topic.arn]
     # Without detection, whatever the chain's own monitors find goes to the muted topic: nobody is told.
@@ -672,15 +672,17 @@ def _notification_chain(names: Names, arn: Any, *, alarm_prefix: str, sabotage: 
         arn=arn("iam", f"role/{names.guard_function_role}", regional=False),
         trust_policy=_trust("lambda.amazonaws.com"),
         inline_policies={"remediate-sns": notification.guard_role_policy(
-            arn, names.guard_function_log_group, topic_arns, [q.arn for q in queues], alarm_prefix, names.key_alias)},
+            arn, names.guard_function_log_group, topic_arns, alarm_prefix, names.key_alias, report_topic)},
     )
     rule_arns = {name: arn("events", f"rule/{name}")
                  for name in (names.sns_rule, names.alarm_state_rule, names.guard_schedule_rule)}
     text = notification.guard_desired(
         key=key,
         topics=[{"name": t.name, "arn": t.arn, "attributes": t.attributes()} for t in (topic, fallback_topic)],
+        # SNS refuses RawMessageDelivery on an e-mail subscription, even "false" (deploy leaves it out too).
         subscriptions=[{"topic_arn": s.topic_arn, "protocol": s.protocol, "endpoint": s.endpoint,
-                        "attributes": {"RawMessageDelivery": "true" if s.raw_message_delivery else "false"}}
+                        "attributes": {"RawMessageDelivery": "true" if s.raw_message_delivery else "false"}
+                        if s.protocol in ("sqs", "http", "https") else {}}
                        for s in subscriptions],
         report_topic=report_topic,
         remediate=sabotage != "remediation",

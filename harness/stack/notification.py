@@ -186,8 +186,8 @@ def break_glass_policy(topic_arns: list[str]) -> dict[str, Any]:
     }
 
 
-def guard_role_policy(arn: Callable[..., str], log_group: str, topic_arns: list[str], queue_arns: list[str],
-                      alarm_prefix: str, key_alias: str) -> dict[str, Any]:
+def guard_role_policy(arn: Callable[..., str], log_group: str, topic_arns: list[str], alarm_prefix: str,
+                      key_alias: str, report_topic: str) -> dict[str, Any]:
     own_logs = arn("logs", f"log-group:{log_group}")
     return {
         "Version": "2012-10-17",
@@ -195,11 +195,13 @@ def guard_role_policy(arn: Callable[..., str], log_group: str, topic_arns: list[
             {"Sid": "ReconcileTopics", "Effect": "Allow",
              "Action": ["sns:CreateTopic", "sns:GetTopicAttributes", "sns:SetTopicAttributes", "sns:Subscribe",
                         "sns:ListSubscriptionsByTopic", "sns:GetSubscriptionAttributes",
-                        "sns:SetSubscriptionAttributes", "sns:Publish"],
+                        "sns:SetSubscriptionAttributes"],
              "Resource": topic_arns},
-            {"Sid": "ReadSubscribers", "Effect": "Allow", "Action": "sqs:GetQueueAttributes", "Resource": queue_arns},
+            # The fallback topic, or the muted one when detection is sabotaged.
+            {"Sid": "Report", "Effect": "Allow", "Action": "sns:Publish", "Resource": report_topic},
             {"Sid": "ReconcileKey", "Effect": "Allow",
-             "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:EnableKey"], "Resource": "*",
+             "Action": ["kms:DescribeKey", "kms:GetKeyPolicy", "kms:PutKeyPolicy", "kms:EnableKey",
+                        "kms:CancelKeyDeletion"], "Resource": "*",
              # The key's id is not known before it exists: scope by its alias instead.
              "Condition": {"ForAnyValue:StringEquals": {"kms:ResourceAliases": key_alias}}},
             {"Sid": "ReadAlarms", "Effect": "Allow",

@@ -98,7 +98,7 @@ def test_patterns_fit_eventbridges_default_quota():
 @pytest.mark.parametrize(
     "sabotage, target_ids, muted, has_function",
     [(None, ["security-topic", "remediate"], False, True), ("detection", ["remediate"], True, True),
-     ("remediation", ["security-topic"], False, False)],
+     ("remediation", ["security-topic"], False, False), ("prevention", ["security-topic", "remediate"], False, True)],
 )
 def test_desired_sabotage_variants(sabotage, target_ids, muted, has_function):
     desired = _variant(sabotage)
@@ -139,7 +139,10 @@ def test_deploy_creates_every_filter_and_alarm_exactly(stack):
     client, desired, report = stack
     assert report.resources["metric_filters"] == report.resources["alarms"] == "created"
     assert sum(change.startswith("PutMetricFilter ") for change in report.changes) == 15
-    assert sum(change.startswith("PutMetricAlarm ") for change in report.changes) == 15
+    # the fifteen CIS alarms and the notification chain's own, on failed deliveries
+    assert [c for c in report.changes if c.startswith("PutMetricAlarm ")] == [
+        f"PutMetricAlarm {name}" for name in [*(c.alarm.name for c in desired.controls),
+                                              "gameday-security-delivery-failures"]]
     assert cis_state(client, desired) == desired_cis_state(desired)
     alarms = client("cloudwatch").describe_alarms(AlarmNamePrefix="gameday-cis-")["MetricAlarms"]
     assert len(alarms) == 15
@@ -218,6 +221,11 @@ def _has_function(client, name):
     return name in {f["FunctionName"] for f in client("lambda").list_functions()["Functions"]}
 
 
+def _delivery_failure_actions(client, desired):
+    (alarm,) = client("cloudwatch").describe_alarms(AlarmNames=[desired.delivery_failures_alarm.name])["MetricAlarms"]
+    return alarm["AlarmActions"]
+
+
 def _topics(client):
     return sorted(t["TopicArn"].rsplit(":", 1)[1] for t in client("sns").list_topics()["Topics"])
 
@@ -229,23 +237,33 @@ def test_sabotage_variants_deploy_exactly_on_a_live_stack(stack):
     report = deploy(client, silent)
     assert _targets(client, desired.alarms_rule) == ["remediate"]
     assert _alarm_actions(client, desired) == {(silent.muted_topic.arn,)}
-    assert _topics(client) == ["gameday-security", "gameday-security-muted"]
+    assert _topics(client) == ["gameday-security", "gameday-security-fallback", "gameday-security-muted"]
     assert client("sns").list_subscriptions_by_topic(TopicArn=silent.muted_topic.arn)["Subscriptions"] == []
     assert report.resources["muted_topic"] == "created"
     assert report.resources["alarms"] == "updated" and report.resources["alarms_function"] == "updated"
     assert cis_state(client, silent) == desired_cis_state(silent)
+    # the chain's own monitors report to the muted topic too, and its tampering rule no longer pages the fallback
+    assert _delivery_failure_actions(client, desired) == [silent.muted_topic.arn]
+    assert _targets(client, desired.sns_rule) == ["remediate"]
+    assert report.resources["sns_function"] == report.resources["sns_rule"] == "updated"
 
     report = deploy(client, _variant("remediation"))
     assert _targets(client, desired.alarms_rule) == ["security-topic"]
     assert not _has_function(client, desired.names.alarms_function)
     assert report.resources["alarms_function"] == report.resources["alarms_function_role"] == "deleted"
     assert _alarm_actions(client, desired) == {(desired.topic.arn,)}
-    assert report.resources["muted_topic"] == "deleted" and _topics(client) == ["gameday-security"]
+    assert report.resources["muted_topic"] == "deleted"
+    assert _topics(client) == ["gameday-security", "gameday-security-fallback"]
+    # the chain's guard stays, reporting only
+    assert _has_function(client, desired.names.guard_function) and report.resources["sns_function"] == "updated"
+    assert _delivery_failure_actions(client, desired) == [desired.fallback_topic.arn]
+    assert _targets(client, desired.sns_rule) == ["fallback-topic", "remediate"]
 
     report = deploy(client, desired)
     assert report.resources["alarms_function"] == "created"
     assert _targets(client, desired.alarms_rule) == ["remediate", "security-topic"]
     assert cis_state(client, desired) == desired_cis_state(desired)
+    assert report.resources["sns_function"] == "updated"
 
 
 def test_teardown_of_a_silenced_stack_removes_only_its_own_parts(stack):
@@ -256,10 +274,13 @@ def test_teardown_of_a_silenced_stack_removes_only_its_own_parts(stack):
     report = teardown(client, other)
 
     # the functions never ran here, so they wrote no log groups
-    assert {k for k, v in report.resources.items() if v != "deleted"} == {"function_logs", "alarms_function_logs"}
-    assert {"alarms", "metric_filters", "muted_topic", "alarms_function", "alarms_rule"} <= set(report.resources)
+    assert {k for k, v in report.resources.items() if v != "deleted"} == {
+        "function_logs", "alarms_function_logs", "sns_function_logs"}
+    assert {"alarms", "metric_filters", "muted_topic", "alarms_function", "alarms_rule", "key", "topic",
+            "fallback_topic", "sns_function", "sns_rule", "break_glass_role"} <= set(report.resources)
     assert client("cloudwatch").describe_alarms(AlarmNamePrefix="other-")["MetricAlarms"] == []
-    assert _topics(client) == ["gameday-security"]
+    assert _topics(client) == ["gameday-security", "gameday-security-fallback"]
+    assert client("events").list_rules(NamePrefix="other-")["Rules"] == []
     assert cis_state(client, desired) == desired_cis_state(desired)  # the other stack's parts are untouched
     assert set(teardown(client, other).resources.values()) == {"absent"}
 

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
@@ -15,6 +16,7 @@ from botocore.exceptions import ClientError
 from harness.stack import deploy as deploy_module
 from harness.stack.deploy import code_sha256, deploy, function_zip, teardown
 from harness.stack.desired import FUNCTION_ENV_VAR, FUNCTION_SOURCE, desired_state
+from harness.stack.notification import GUARD_SOURCE, protects
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -24,6 +26,8 @@ ALL_RESOURCES = {
     "log_role", "log_group", "bucket", "trail", "topic", "queue", "subscription",
     "function_role", "function", "permission", "rule",
     "metric_filters", "alarms", "alarms_function_role", "alarms_function", "alarms_permission", "alarms_rule",
+    "key", "break_glass_role", "fallback_topic", "tickets_queue", "subscriptions",
+    "sns_function_role", "sns_function", "sns_permission", "sns_rule",
 }
 
 
@@ -69,6 +73,21 @@ def desired():
     return desired_state(account_id=ACCOUNT, region=REGION)
 
 
+@pytest.fixture(scope="module")
+def shared(moto_url):
+    return Backend(moto_url)
+
+
+@pytest.fixture
+def converged(shared, desired):
+    """The reference stack deployed over whatever this worker's moto holds (no reset): the drift cases each put
+    it back, so the next one starts converged and its first deploy is cheap."""
+    shared.hooks.clear()
+    deploy(shared.client, desired)
+    shared.calls.clear()
+    return shared
+
+
 def test_deploy_creates_everything(backend, desired):
     report = deploy(backend.client, desired)
 
@@ -89,23 +108,43 @@ def test_deploy_creates_everything(backend, desired):
     s3 = backend.client("s3")
     assert json.loads(s3.get_bucket_policy(Bucket=desired.bucket.name)["Policy"]) == desired.bucket.policy
     iam = backend.client("iam")
-    for role in (desired.log_role, desired.function.role):
+    roles = (desired.log_role, desired.function.role, desired.alarms_function.role, desired.guard_function.role,
+             desired.break_glass_role)
+    for role in roles:
         assert iam.get_role(RoleName=role.name)["Role"]["AssumeRolePolicyDocument"] == role.trust_policy
         for name, document in role.inline_policies.items():
             assert iam.get_role_policy(RoleName=role.name, PolicyName=name)["PolicyDocument"] == document
 
+    kms = backend.client("kms")
+    key = kms.describe_key(KeyId="alias/gameday-security-topic")["KeyMetadata"]
+    assert key["KeyState"] == "Enabled" and key["KeyManager"] == "CUSTOMER"
+    assert json.loads(kms.get_key_policy(KeyId=key["KeyId"], PolicyName="default")["Policy"]) == desired.key.policy
     sns = backend.client("sns")
-    topic_policy = sns.get_topic_attributes(TopicArn=desired.topic.arn)["Attributes"]["Policy"]
-    assert json.loads(topic_policy) == desired.topic.policy
-    (sub,) = sns.list_subscriptions_by_topic(TopicArn=desired.topic.arn)["Subscriptions"]
-    assert (sub["Protocol"], sub["Endpoint"]) == ("sqs", desired.queue.arn)
-    sub_attributes = sns.get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
-    assert sub_attributes["RawMessageDelivery"] == "false"
+    security = sns.get_topic_attributes(TopicArn=desired.topic.arn)["Attributes"]
+    assert json.loads(security["Policy"]) == desired.topic.policy
+    assert security["KmsMasterKeyId"] == "alias/gameday-security-topic"
+    fallback = sns.get_topic_attributes(TopicArn=desired.fallback_topic.arn)["Attributes"]
+    assert json.loads(fallback["Policy"]) == desired.fallback_topic.policy
+    assert not fallback.get("KmsMasterKeyId")  # the independent path must not share the security topic's key
+    listed = [s for t in (desired.topic, desired.fallback_topic)
+              for s in sns.list_subscriptions_by_topic(TopicArn=t.arn)["Subscriptions"]]
+    sink, tickets = desired.queue.arn, desired.tickets_queue.arn
+    assert sorted((s["TopicArn"], s["Protocol"], s["Endpoint"]) for s in listed) == sorted([
+        (desired.topic.arn, "sqs", sink), (desired.topic.arn, "sqs", tickets),
+        (desired.topic.arn, "email", "security-oncall@example.com"), (desired.fallback_topic.arn, "sqs", sink),
+    ])
+    for sub in listed:
+        if sub["Protocol"] == "sqs":
+            attributes = sns.get_subscription_attributes(SubscriptionArn=sub["SubscriptionArn"])["Attributes"]
+            assert attributes["RawMessageDelivery"] == "false"
     sqs = backend.client("sqs")
     url = sqs.get_queue_url(QueueName=desired.queue.name)["QueueUrl"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["QueueArn"] == desired.queue.arn
     assert json.loads(attributes["Policy"]) == desired.queue.policy
+    tickets_url = sqs.get_queue_url(QueueName="gameday-tickets")["QueueUrl"]
+    tickets_policy = sqs.get_queue_attributes(QueueUrl=tickets_url, AttributeNames=["Policy"])["Attributes"]["Policy"]
+    assert json.loads(tickets_policy) == desired.tickets_queue.policy
 
     lam = backend.client("lambda")
     config = lam.get_function_configuration(FunctionName=desired.function.name)
@@ -131,8 +170,33 @@ def test_deploy_creates_everything(backend, desired):
     assert report.outputs.sink_queue_url == url
     assert report.outputs.trail_arn == desired.trail.arn
 
+    guard = desired.guard_function
+    config = lam.get_function_configuration(FunctionName="gameday-remediate-sns")
+    assert (config["Handler"], config["Timeout"], config["Role"]) == ("remediate_sns.handler", 60, guard.role.arn)
+    assert config["CodeSha256"] == code_sha256(function_zip(GUARD_SOURCE, guard.bundle))
+    assert config["Environment"]["Variables"] == guard.environment
+    statements = json.loads(lam.get_policy(FunctionName=guard.name)["Policy"])["Statement"]
+    chain_rules = (desired.sns_rule, desired.alarm_state_rule, desired.guard_schedule_rule)
+    assert sorted(s["Condition"]["ArnLike"]["AWS:SourceArn"] for s in statements) == sorted(r.arn for r in chain_rules)
+    for rule in chain_rules:
+        stored = ev.describe_rule(Name=rule.name)
+        assert json.loads(stored.get("EventPattern") or "null") == rule.pattern
+        assert stored.get("ScheduleExpression") == rule.schedule and stored["State"] == "ENABLED"
+    assert ev.describe_rule(Name="gameday-sns-guard-schedule")["ScheduleExpression"] == "rate(5 minutes)"
+    assert _target_pairs(backend, desired.sns_rule) == [("fallback-topic", desired.fallback_topic.arn),
+                                                        ("remediate", guard.arn)]
+    assert _target_pairs(backend, desired.alarm_state_rule) == [("remediate", guard.arn)]
+    assert _target_pairs(backend, desired.guard_schedule_rule) == [("remediate", guard.arn)]
+    (alarm,) = backend.client("cloudwatch").describe_alarms(
+        AlarmNames=["gameday-security-delivery-failures"])["MetricAlarms"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SNS", "NumberOfNotificationsFailed")
+    assert alarm["Dimensions"] == [{"Name": "TopicName", "Value": "gameday-security"}]
+    assert alarm["AlarmActions"] == [desired.fallback_topic.arn]  # never the topic whose deliveries fail
+    assert report.outputs.topic_key_arn == key["Arn"]
+    assert report.outputs.tickets_queue_url == tickets_url
 
-@pytest.mark.parametrize("sabotage", [None, "detection", "remediation"])
+
+@pytest.mark.parametrize("sabotage", [None, "detection", "remediation", "prevention"])
 def test_second_deploy_changes_nothing(backend, sabotage):
     desired = desired_state(account_id=ACCOUNT, region=REGION, sabotage=sabotage)
     deploy(backend.client, desired)
@@ -177,13 +241,16 @@ DRIFTS = {
     "topic-policy": ("topic", lambda c, d: c("sns").set_topic_attributes(
         TopicArn=d.topic.arn, AttributeName="Policy", AttributeValue=json.dumps(
             {"Version": "2012-10-17", "Statement": []}))),
-    "unsubscribed": ("subscription", lambda c, d: [
+    # The security topic's every subscriber: the sink's ("subscription"), the tickets queue's and the on-call's.
+    "unsubscribed": (("subscription", "subscriptions"), lambda c, d: [
         c("sns").unsubscribe(SubscriptionArn=s["SubscriptionArn"])
         for s in c("sns").list_subscriptions_by_topic(TopicArn=d.topic.arn)["Subscriptions"]]),
-    "raw-delivery": ("subscription", lambda c, d: [
+    # Every queue of the security topic (SNS refuses RawMessageDelivery on an e-mail subscription).
+    "raw-delivery": (("subscription", "subscriptions"), lambda c, d: [
         c("sns").set_subscription_attributes(
             SubscriptionArn=s["SubscriptionArn"], AttributeName="RawMessageDelivery", AttributeValue="true")
-        for s in c("sns").list_subscriptions_by_topic(TopicArn=d.topic.arn)["Subscriptions"]]),
+        for s in c("sns").list_subscriptions_by_topic(TopicArn=d.topic.arn)["Subscriptions"]
+        if s["Protocol"] == "sqs"]),
     "function-timeout": ("function", lambda c, d: c("lambda").update_function_configuration(
         FunctionName=d.function.name, Timeout=3)),
     "function-code": ("function", lambda c, d: c("lambda").update_function_code(
@@ -193,22 +260,23 @@ DRIFTS = {
 
 
 @pytest.mark.parametrize("drift", DRIFTS)
-def test_drift_converges(backend, desired, drift):
-    resource, tamper = DRIFTS[drift]
-    deploy(backend.client, desired)
+def test_drift_converges(converged, desired, drift):
+    backend = converged
+    resources, tamper = DRIFTS[drift]
     tamper(backend.client, desired)
 
     report = deploy(backend.client, desired)
 
     expected = "created" if drift in ("unsubscribed", "permission") else "updated"
-    assert {k: v for k, v in report.resources.items() if v != "unchanged"} == {resource: expected}
+    resources = (resources,) if isinstance(resources, str) else resources
+    assert {k: v for k, v in report.resources.items() if v != "unchanged"} == dict.fromkeys(resources, expected)
     backend.calls.clear()
     assert not deploy(backend.client, desired).changed
     assert backend.mutating_calls() == []
 
 
-def test_drift_is_put_back_exactly(backend, desired):
-    deploy(backend.client, desired)
+def test_drift_is_put_back_exactly(converged, desired):
+    backend = converged
     for drift in ("stop-logging", "selectors", "rule-pattern", "targets", "raw-delivery", "function-timeout"):
         DRIFTS[drift][1](backend.client, desired)
 
@@ -224,8 +292,49 @@ def test_drift_is_put_back_exactly(backend, desired):
     assert any(change.startswith("RemoveTargets") for change in report.changes)
 
 
+def test_notification_chain_drift_is_put_back_exactly(converged, desired):
+    backend = converged
+    c = backend.client
+    kms, sns = c("kms"), c("sns")
+    key_id = kms.describe_key(KeyId=desired.key.alias)["KeyMetadata"]["KeyId"]
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=json.dumps(
+        {"Version": "2012-10-17", "Statement": desired.key.policy["Statement"][:1]}))  # CloudWatch may not use it
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    sns.set_topic_attributes(TopicArn=desired.topic.arn, AttributeName="KmsMasterKeyId", AttributeValue="")
+    listed = {(s["TopicArn"], s["Endpoint"]): s["SubscriptionArn"] for t in desired.topics
+              for s in sns.list_subscriptions_by_topic(TopicArn=t.arn)["Subscriptions"]}
+    sns.unsubscribe(SubscriptionArn=listed[(desired.fallback_topic.arn, desired.queue.arn)])
+    tickets = listed[(desired.topic.arn, desired.tickets_queue.arn)]
+    sns.set_subscription_attributes(SubscriptionArn=tickets, AttributeName="FilterPolicy",
+                                    AttributeValue=json.dumps({"severity": ["never-sent"]}))
+    c("events").disable_rule(Name=desired.guard_schedule_rule.name)
+    c("cloudwatch").put_metric_alarm(**{**desired.delivery_failures_alarm.put_params(), "AlarmActions": []})
+
+    report = deploy(backend.client, desired)
+
+    assert {k: v for k, v in report.resources.items() if v != "unchanged"} == {
+        "key": "updated", "topic": "updated", "subscriptions": "created", "sns_rule": "updated", "alarms": "updated"}
+    assert {"CancelKeyDeletion alias/gameday-security-topic", "EnableKey alias/gameday-security-topic",
+            "PutKeyPolicy alias/gameday-security-topic", "SetTopicAttributes gameday-security KmsMasterKeyId",
+            f"Subscribe sqs {desired.queue.arn}", f"SetSubscriptionAttributes {tickets} FilterPolicy={{}}",
+            "PutRule gameday-sns-guard-schedule (State)",
+            "PutMetricAlarm gameday-security-delivery-failures (AlarmActions)"} == set(report.changes)
+    key = kms.describe_key(KeyId=desired.key.alias)["KeyMetadata"]
+    assert key["KeyId"] == key_id and key["KeyState"] == "Enabled"
+    assert json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"]) == desired.key.policy
+    assert sns.get_topic_attributes(TopicArn=desired.topic.arn)["Attributes"]["KmsMasterKeyId"] == desired.key.alias
+    assert json.loads(sns.get_subscription_attributes(SubscriptionArn=tickets)["Attributes"]["FilterPolicy"]) == {}
+    backend.calls.clear()
+    assert not deploy(backend.client, desired).changed
+    assert backend.mutating_calls() == []
+
+
 def _target_ids(backend, desired):
     return sorted(t["Id"] for t in backend.client("events").list_targets_by_rule(Rule=desired.rule.name)["Targets"])
+
+
+def _target_pairs(backend, rule):
+    return sorted((t["Id"], t["Arn"]) for t in backend.client("events").list_targets_by_rule(Rule=rule.name)["Targets"])
 
 
 def _function_exists(backend, desired):
@@ -238,7 +347,8 @@ def _function_exists(backend, desired):
 
 @pytest.mark.parametrize(
     "sabotage, target_ids, function",
-    [("detection", ["remediate"], True), ("remediation", ["security-topic"], False)],
+    [("detection", ["remediate"], True), ("remediation", ["security-topic"], False),
+     ("prevention", ["remediate", "security-topic"], True)],
 )
 def test_sabotaged_stack_has_exactly_its_targets(backend, sabotage, target_ids, function):
     desired = desired_state(account_id=ACCOUNT, region=REGION, sabotage=sabotage)
@@ -247,8 +357,11 @@ def test_sabotaged_stack_has_exactly_its_targets(backend, sabotage, target_ids, 
     assert _function_exists(backend, desired) is function
     assert ("function" in report.resources) is function
     assert report.outputs.sabotage == sabotage
-    # the topic and its sink stay: only the alerting edge (or the remediation) is missing
+    # the topic and its sink stay: only the alerting edge (or the remediation, or the topics' Deny) is missing
     assert backend.client("sns").list_subscriptions_by_topic(TopicArn=desired.topic.arn)["Subscriptions"]
+    for topic in (desired.topic, desired.fallback_topic):
+        stored = backend.client("sns").get_topic_attributes(TopicArn=topic.arn)["Attributes"]["Policy"]
+        assert protects(json.loads(stored), desired.break_glass_role.arn) is (sabotage != "prevention")
 
 
 def test_switching_sabotage_on_a_live_stack_is_exact(backend):
@@ -283,6 +396,10 @@ def _leftovers(backend, desired):
         "functions": c("lambda").list_functions()["Functions"],
         "rules": c("events").list_rules()["Rules"],
         "alarms": c("cloudwatch").describe_alarms()["MetricAlarms"],
+        "aliases": [a for a in c("kms").list_aliases()["Aliases"] if not a["AliasName"].startswith("alias/aws/")],
+        # A key cannot be deleted at once: teardown schedules its deletion.
+        "keys": [k for k in c("kms").list_keys()["Keys"]
+                 if c("kms").describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"] != "PendingDeletion"],
     }
 
 
@@ -294,13 +411,19 @@ def test_teardown_leaves_nothing(backend, desired):
     s3.put_object(Bucket=desired.bucket.name, Key=key, Body=b"1")
     s3.put_object(Bucket=desired.bucket.name, Key=key, Body=b"2")
     s3.delete_object(Bucket=desired.bucket.name, Key=key)
-    for group in (desired.names.function_log_group, desired.names.alarms_function_log_group):
+    for group in (desired.names.function_log_group, desired.names.alarms_function_log_group,
+                  desired.names.guard_function_log_group):
         backend.client("logs").create_log_group(logGroupName=group)
+
+    key_id = backend.client("kms").describe_key(KeyId=desired.key.alias)["KeyMetadata"]["KeyId"]
 
     report = teardown(backend.client, desired)
 
     assert set(report.resources.values()) == {"deleted"}
     assert _leftovers(backend, desired) == dict.fromkeys(_leftovers(backend, desired), [])
+    key = backend.client("kms").describe_key(KeyId=key_id)["KeyMetadata"]
+    assert key["KeyState"] == "PendingDeletion"
+    assert timedelta(days=6, hours=23) < key["DeletionDate"] - datetime.now(UTC) <= timedelta(days=7)
     again = teardown(backend.client, desired)
     assert set(again.resources.values()) == {"absent"}
     assert again.resources.keys() == report.resources.keys()
@@ -351,7 +474,7 @@ def test_create_function_waits_for_a_new_role_to_propagate(backend, desired, mon
                                "The role defined for the function cannot be assumed by Lambda.", 2, attempts))
     report = deploy(backend.client, desired)
     assert report.resources["function"] == "created"
-    assert attempts == ["CreateFunction"] * 4  # two refusals, then the trail's and the alarms' functions
+    assert attempts == ["CreateFunction"] * 5  # two refusals, then the trail's, the alarms' and the chain's functions
 
 
 def test_propagation_retry_has_a_hard_deadline(backend, desired, monkeypatch):

@@ -45,7 +45,8 @@ def test_partition_follows_the_region():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"sabotage": "alerting"}, "sabotage must be None, 'detection' or 'remediation'"),
+        ({"sabotage": "alerting"},
+         "sabotage must be None or one of detection, remediation, prevention, not 'alerting'"),
         ({"account_id": "1234"}, "account_id must be 12 digits"),
         ({"region": "mars"}, "region does not look like an AWS region"),
         ({"prefix": "Game_Day"}, "prefix must be"),
@@ -95,18 +96,28 @@ def test_log_role_may_only_write_to_the_trail_group(desired):
     assert statement["Resource"] == f"{desired.log_group.arn}:*"
 
 
-def test_topic_policy_keeps_the_owner_statement_and_lets_eventbridge_publish(desired):
-    owner, events = desired.topic.policy["Statement"]
+def test_topic_policy_keeps_the_owner_statement_lets_eventbridge_and_alarms_publish_and_denies_tampering(desired):
+    owner, events, alarms, deny = desired.topic.policy["Statement"]
     assert owner["Sid"] == "__default_statement_ID"
     assert owner["Condition"] == {"StringEquals": {"AWS:SourceOwner": ACCOUNT}}
     assert events["Principal"] == {"Service": "events.amazonaws.com"}
     assert events["Action"] == "sns:Publish" and events["Resource"] == desired.topic.arn
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Action"] == "sns:Publish" and alarms["Resource"] == desired.topic.arn
+    for publisher in (events, alarms):
+        assert publisher["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
+    assert deny["Effect"] == "Deny" and deny["Principal"] == {"AWS": "*"}
+    assert deny["Action"] == ["SNS:DeleteTopic", "SNS:SetTopicAttributes", "SNS:RemovePermission",
+                              "SNS:AddPermission"]
+    assert deny["Condition"] == {"ArnNotEquals": {"aws:PrincipalArn": [
+        f"arn:aws:iam::{ACCOUNT}:role/gameday-break-glass", f"arn:aws:iam::{ACCOUNT}:role/gameday-remediate-sns"]}}
 
 
-def test_sink_queue_accepts_only_the_topic_and_reads_envelopes(desired):
+def test_sink_queue_accepts_the_security_and_fallback_topics_and_reads_envelopes(desired):
     (statement,) = desired.queue.policy["Statement"]
     assert statement["Action"] == "sqs:SendMessage"
-    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": desired.topic.arn}}
+    topics = [f"arn:aws:sns:{REGION}:{ACCOUNT}:{name}" for name in ("gameday-security", "gameday-security-fallback")]
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": topics}}
     assert desired.subscription.protocol == "sqs"
     assert desired.subscription.endpoint == desired.queue.arn
     assert desired.subscription.raw_message_delivery is False
@@ -216,7 +227,7 @@ def test_tampering_pattern(desired):
 @pytest.mark.parametrize(
     "sabotage, target_ids, has_function",
     [(None, ["security-topic", "remediate"], True), ("detection", ["remediate"], True),
-     ("remediation", ["security-topic"], False)],
+     ("remediation", ["security-topic"], False), ("prevention", ["security-topic", "remediate"], True)],
 )
 def test_sabotage_variants(sabotage, target_ids, has_function):
     desired = desired_state(account_id=ACCOUNT, region=REGION, sabotage=sabotage)

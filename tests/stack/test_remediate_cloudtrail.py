@@ -20,8 +20,9 @@ EVENT = {
 }
 
 
-@pytest.fixture
-def aws(moto_url):
+@pytest.fixture(scope="module")
+def stack(moto_url):
+    """One deployed stack, and the handler module loaded as Lambda would (alone, by file) with its environment."""
     requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
     session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
     clients = {}
@@ -31,30 +32,42 @@ def aws(moto_url):
             clients[service] = session.client(service, endpoint_url=moto_url)
         return clients[service]
 
-    return client
+    desired = desired_state(account_id=ACCOUNT, region=REGION)
+    deploy(client, desired)
+    variables = client("lambda").get_function_configuration(FunctionName=desired.function.name)["Environment"][
+        "Variables"]
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_ENDPOINT_URL", moto_url)
+        env.setenv("AWS_REGION", REGION)
+        env.setenv("AWS_ACCESS_KEY_ID", "testing")
+        env.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        env.setenv(FUNCTION_ENV_VAR, variables[FUNCTION_ENV_VAR])
+        spec = importlib.util.spec_from_file_location("remediate_cloudtrail", FUNCTION_SOURCE)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)  # module-level clients pick up the environment above
+        yield client, desired, module
 
 
 @pytest.fixture
-def desired():
-    return desired_state(account_id=ACCOUNT, region=REGION)
+def aws(stack):
+    """The shared stack's clients; afterwards the lifecycle rules (which deploy leaves alone) go, and drift is
+    deployed back."""
+    client, desired, _ = stack
+    yield client
+    client("s3").delete_bucket_lifecycle(Bucket=desired.bucket.name)
+    deploy(client, desired)
 
 
 @pytest.fixture
-def handler(aws, desired, moto_url, monkeypatch):
-    """The handler module loaded as Lambda would (alone, by file), with the deployed function's environment."""
-    deploy(aws, desired)
-    variables = aws("lambda").get_function_configuration(FunctionName=desired.function.name)["Environment"]["Variables"]
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv(FUNCTION_ENV_VAR, variables[FUNCTION_ENV_VAR])
-    spec = importlib.util.spec_from_file_location("remediate_cloudtrail", FUNCTION_SOURCE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # module-level clients pick up the environment above
-    return module.handler
+def desired(stack):
+    return stack[1]
+
+
+@pytest.fixture
+def handler(stack, aws):
+    return stack[2].handler
 
 
 def _converged(aws, desired):

@@ -90,10 +90,12 @@ def reconcile_key(key, fix):
     except kms.exceptions.NotFoundException:
         return [{"kind": "key-missing", "key": key["alias"], "fixed": False}]
     found = []
-    if meta.get("KeyState") == "Disabled":
+    if meta.get("KeyState") in ("Disabled", "PendingDeletion"):
         if fix:
+            if meta["KeyState"] == "PendingDeletion":  # a key pending deletion is unusable and comes back disabled
+                kms.cancel_key_deletion(KeyId=meta["KeyId"])
             kms.enable_key(KeyId=meta["KeyId"])
-        found.append({"kind": "key-disabled", "key": meta["Arn"], "fixed": fix})
+        found.append({"kind": f"key-{meta['KeyState'].lower()}", "key": meta["Arn"], "fixed": fix})
     policy = json.loads(kms.get_key_policy(KeyId=meta["KeyId"], PolicyName="default")["Policy"])
     if not grants_publishers(policy):
         if fix:
