@@ -955,6 +955,7 @@ def check_subscriptions_delivery(f: Facts) -> Verdict:
 
 def check_rules_enabled(f: Facts) -> Verdict:
     problems, fixes, fine = [], [], []
+    notifying = {f.stack.rule_name, f.stack.alarms_rule_name, f.stack.sns_rule_name}  # the tampering rules
     for name, answer in f.rules().items():
         if isinstance(answer, Missing):
             problems.append(f"rule {name} does not exist")
@@ -970,6 +971,11 @@ def check_rules_enabled(f: Facts) -> Verdict:
                 problems.append(f"rule {name} has no targets")
                 fixes.append(f"aws events put-targets --rule {name} "
                              f"--targets Id=security-topic,Arn={f.stack.topic_arn}")
+            elif name in notifying and not any(":sns:" in t.get("Arn", "") for t in targets):
+                # A tampering rule whose only target repairs quietly: what it catches reaches nobody.
+                problems.append(f"rule {name} notifies no SNS topic")
+                fixes.append(f"aws events put-targets --rule {name} "
+                             f"--targets Id=security-topic,Arn={f.stack.fallback_topic_arn or f.stack.topic_arn}")
             else:
                 fine.append(name)
     if problems:

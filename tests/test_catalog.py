@@ -17,6 +17,14 @@ CATALOG = load_catalog(ROOT / "scenarios")
 # What each negative control must name in its failure.
 EXPECTED = {"detection": "detection missing", "remediation": "remediation missing",
             "prevention": "prevention missing"}
+TRACED = "gameday trace"  # the tracer's acceptance scenarios: they detect through a trace, not a notification
+
+
+def expected_failure(scenario: Scenario, mode: str) -> str:
+    """How a negative control must fail: a trace scenario finds the sabotaged chain broken before it breaks a hop."""
+    if scenario.feature == TRACED and mode == "detection":
+        return "steady state violated"
+    return EXPECTED[mode]
 
 
 def test_catalog_is_not_empty():
@@ -75,7 +83,9 @@ def test_every_scenario_fails_its_negative_controls(runs, mode: str, scenario: S
     assert returncode == 1, out[-3000:]
     result = next(r for r in summary["results"] if r["scenario"] == scenario.id)
     assert result["verdict"] == "failed", result
-    assert result["reason"].startswith(EXPECTED[mode]), result["reason"]
+    assert result["reason"].startswith(expected_failure(scenario, mode)), result["reason"]
+    if scenario.feature == TRACED:  # and it names the hop the sabotage broke
+        assert "alarm.targets_topic" in result["reason"] or "rules.enabled" in result["reason"], result["reason"]
 
 
 @pytest.mark.parametrize("mode", list(EXPECTED))
@@ -100,7 +110,8 @@ def test_every_scenario_passes_on_the_healthy_stack_within_its_slas(runs, scenar
     events = [e["event"] for e in result["timeline"]]
     assert ("refused" in events) == scenario.prevents  # the prevention check comes first
     events = [e for e in events if e not in ("refused", "confirmed by the endpoint's owner")]
-    assert events[:3] == ["steady state before", "injected", "notification received"]
+    detected = "trace named the hop" if scenario.feature == TRACED else "notification received"
+    assert events[:3] == ["steady state before", "injected", detected]
     assert events[-2:] == ["reverted", "steady state after"]
     assert ("restored" in events) == (scenario.remediate_within is not None)
 
@@ -123,7 +134,8 @@ def test_allure_results_are_evidence_an_auditor_can_read(runs, scenario: Scenari
     assert steps == expected
     assert all(step["start"] <= step["stop"] for step in result["steps"])
     detect = next(step for step in result["steps"] if step["name"].startswith("detect"))
-    assert [a["name"] for a in detect["attachments"]] == ["matched notification"]
+    evidence = "trace" if scenario.feature == TRACED else "matched notification"
+    assert [a["name"] for a in detect["attachments"]] == [evidence]
     assert "timeline" in [a["name"] for a in result["attachments"]]
     params = {p["name"] for p in result["parameters"]}
     assert {"TTD (AWS s)", "TTD (wall s)"} <= params

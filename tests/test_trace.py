@@ -549,6 +549,22 @@ def test_a_disabled_rule_breaks_rules_enabled(gd):
     healthy(gd)
 
 
+def test_a_tampering_rule_that_notifies_nobody_breaks_rules_enabled(gd):
+    events = gd.backend.client("events")
+    rule = gd.stack.sns_rule_name  # it also targets the guard: without its topic it still has a target
+    targets = events.list_targets_by_rule(Rule=rule)["Targets"]
+    topics = [t["Id"] for t in targets if ":sns:" in t["Arn"]]
+    assert topics and len(topics) < len(targets), "the SNS rule notifies the fallback topic and runs the guard"
+    events.remove_targets(Rule=rule, Ids=topics)
+    try:
+        hop, _ = broken_only(gd, "rules.enabled")
+        assert f"rule {rule} notifies no SNS topic" in hop.evidence
+        assert gd.stack.fallback_topic_arn in hop.fix
+    finally:
+        events.put_targets(Rule=rule, Targets=[t for t in targets if t["Id"] in topics])
+    healthy(gd)
+
+
 class _DeniedKms:
     """A backend whose KMS refuses every call: the trace cannot see the topic's key."""
 
