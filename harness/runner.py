@@ -197,6 +197,8 @@ class GameDay:
             reporting.attach_json("trace", json.loads(found.to_json()))
             reporting.parameter("TTD (AWS s)", _ms(self.clock.ttd_aws))
             reporting.parameter("TTD (wall s)", _ms(self.clock.ttd_wall))
+            if self.clock.ttd_aws is not None and self.clock.ttd_aws > limit:
+                raise DetectionSlaBreached(f"a trace naming {hop}", self.clock.ttd_aws, limit)
             return found
 
     def expect_restored(self, probe: Probe, *, within: float | None = None) -> str:

@@ -9,7 +9,7 @@ SCENARIO = Scenario(
     feature="gameday trace",
     mitre=["T1562.001"],
     severity="medium",
-    detect_within=60,
+    detect_within=300,
     remediate_within=None,
     requires=TRACE_CHAIN,
 )

@@ -501,6 +501,7 @@ IAM_ACTION = {
     ("kms", "get_key_policy"): "kms:GetKeyPolicy",
     ("kms", "put_key_policy"): "kms:PutKeyPolicy",
     ("kms", "enable_key"): "kms:EnableKey",
+    ("kms", "cancel_key_deletion"): "kms:CancelKeyDeletion",
     ("cloudwatch", "describe_alarms"): "cloudwatch:DescribeAlarms",
     ("cloudwatch", "describe_alarm_history"): "cloudwatch:DescribeAlarmHistory",
 }
