@@ -318,6 +318,14 @@ class Facts:
             return found[0]
         return self._memo("alarm", fetch)
 
+    def delivery_alarm(self) -> dict | None:
+        """The stack's own alarm on failed deliveries, if it names one and it exists."""
+        name = self.stack.delivery_failures_alarm
+        if not name:
+            return None
+        return self._memo("delivery_alarm", lambda: next(iter(self.client("cloudwatch").describe_alarms(
+            AlarmNames=[name]).get("MetricAlarms", [])), None))
+
     def action_topics(self) -> dict[str, Exception | None]:
         """Each SNS alarm action but the security topic (topic.exists checks it) -> None, or the error it got."""
         arns = [a for a in self.alarm().get("AlarmActions", [])
@@ -944,6 +952,14 @@ def _in_cidr(arg: str, v: str) -> bool:
 
 
 def check_subscriptions_delivery(f: Facts) -> Verdict:
+    alarm = f.delivery_alarm()
+    if alarm is not None:
+        # The stack watches its own deliveries: its alarm says whether they are failing now, period by period.
+        if alarm.get("StateValue") == "ALARM":
+            return broken(f"alarm {alarm['AlarmName']} is in ALARM: {alarm.get('StateReason', '')}",
+                          f"find the failing endpoint among aws sns list-subscriptions-by-topic --topic-arn "
+                          f"{f.stack.topic_arn} (queue policy, Lambda permission, key grant, HTTPS endpoint up)")
+        return ok(f"alarm {alarm['AlarmName']} on AWS/SNS NumberOfNotificationsFailed is {alarm.get('StateValue')}")
     failed = f.failed_notifications()
     if failed:
         return broken(f"AWS/SNS NumberOfNotificationsFailed is {failed:g} for {f.stack.topic_arn.rsplit(':', 1)[-1]} "
@@ -1007,7 +1023,7 @@ HOPS: tuple[tuple[str, str, Callable[[Facts], Verdict]], ...] = (
     ("subscriptions.exist", "the topic has subscribers, the sink among them", check_subscriptions_exist),
     ("subscriptions.confirmed", "every subscription is confirmed", check_subscriptions_confirmed),
     ("subscriptions.filter", "no filter policy drops the alarm", check_subscriptions_filter),
-    ("subscriptions.delivery", "no delivery failed in the last 15 minutes", check_subscriptions_delivery),
+    ("subscriptions.delivery", "deliveries are not failing", check_subscriptions_delivery),
     ("rules.enabled", "the stack's EventBridge rules are enabled", check_rules_enabled),
 )
 assert tuple(h[0] for h in HOPS) == HOP_IDS

@@ -804,7 +804,7 @@ def test_a_failing_subscriber_breaks_subscriptions_delivery(gd):
         hop = wait_for(lambda: next((h for h in report_of(gd).hops if h.id == "subscriptions.delivery"
                                      and h.status == "broken"), None), timeout=10, interval=0.1,
                        describe="failed deliveries counted")
-        assert hop is not None and "NumberOfNotificationsFailed" in hop.evidence
+        assert hop is not None and f"alarm {gd.stack.delivery_failures_alarm} is in ALARM" in hop.evidence
         assert report_of(gd).first_broken.id == "subscriptions.delivery"
     finally:
         sqs.create_queue(QueueName=url.rsplit("/", 1)[-1], Attributes=attributes)

@@ -86,6 +86,7 @@ class NotificationService:
         self._outbox: dict[str, deque] = defaultdict(lambda: deque(maxlen=OUTBOX_LIMIT))
         self._tokens: dict[str, str] = {}  # confirmation token -> subscription ARN
         self._pending_since: dict[str, float] = {}  # subscription ARN -> AWS time it became pending
+        self._confirmed_at: dict[str, float] = {}  # subscription ARN -> AWS time of its latest confirmation
         self._recent: dict[str, deque] = defaultdict(deque)  # e-mail subscription ARN -> AWS times of deliveries
         self._http = ThreadPoolExecutor(max_workers=4, thread_name_prefix="gameday-sns-http")
 
@@ -114,6 +115,7 @@ class NotificationService:
         with self._lock:
             self._pending_since.pop(arn, None)
             self._recent.pop(arn, None)
+            self._confirmed_at[arn] = self.clock.now()
         return arn
 
     def tick(self) -> None:
@@ -155,7 +157,8 @@ class NotificationService:
         """Deliver to every confirmed subscription whose filter policy matches (`accepted`: AWS time published)."""
         delivered = failed = filtered = 0
         for sub in moto.sns_subscriptions(pub.topic_arn):
-            if sub.pending:
+            # A message accepted before the subscription's latest confirmation (while it was suspended) is not owed.
+            if sub.pending or accepted < self._confirmed_at.get(sub.arn, accepted):
                 continue
             if not moto.sns_filter_matches(sub, pub):
                 filtered += 1
