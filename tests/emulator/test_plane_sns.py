@@ -104,6 +104,8 @@ def attributes(aws, subscription_arn: str) -> dict:
 class ManualClock:
     """AWS time that moves only when told to (suspension and expiry are measured in AWS seconds)."""
 
+    time_scale = 1.0  # AWS's own rates, with no floor for wall time
+
     def __init__(self, at: float):
         self.at = at
 
@@ -722,3 +724,16 @@ def test_a_schedule_only_rule_ignores_events(aws):
     put_custom_event(aws, source)
     aws.plane.drain()
     assert received(aws, url) == []
+
+
+def test_at_a_fast_time_scale_the_rate_window_lasts_a_quarter_wall_second(aws, clock):
+    """At 60x an AWS second is 17 ms of wall time: too short for any client's storm, so the window has a floor."""
+    clock.time_scale = 60.0  # 0.25 wall seconds are 15 AWS seconds
+    sns = aws.client("sns")
+    topic = new_topic(aws)
+    address, arn = subscribe_confirmed_email(aws, topic)
+    for i in range(11):
+        clock.at += 1.2  # more than one AWS second apart, all within 15
+        sns.publish(TopicArn=topic, Message=f"storm {i}")
+    assert wait_for(lambda: attributes(aws, arn)["PendingConfirmation"] == "true" or None, timeout=5,
+                    interval=0.02, describe="suspended")
