@@ -328,8 +328,9 @@ class Plane:
 
     def _spec(self, account: str, region: str, name_or_arn: str) -> FunctionSpec | None:
         fn = moto.get_function(account, region, name_or_arn)
-        if fn is None:
-            return None
+        return None if fn is None else self._spec_of(fn, region)
+
+    def _spec_of(self, fn: Any, region: str) -> FunctionSpec:
         fields = moto.function_fields(fn)
         role = fields.pop("role")
         if role not in self._credentials:
@@ -341,13 +342,13 @@ class Plane:
         fn = moto.get_function(account, region, arn)
         if fn is None:
             raise LookupError(f"function {arn} does not exist")
-        if moto.throttled(fn) or moto.function_fields(fn)["arn"] in self._holding:
+        spec = self._spec_of(fn, region)
+        if moto.throttled(fn) or spec.arn in self._holding:
             # Lambda keeps a throttled asynchronous event and retries it for up to six hours (MaximumEventAgeInSeconds).
             with self._idle:
-                self._held.setdefault(moto.function_fields(fn)["arn"], []).append((self.clock.now(), payload))
+                self._held.setdefault(spec.arn, []).append((self.clock.now(), payload))
             return
-        spec = self._spec(account, region, arn)
-        assert spec is not None and self.runtime is not None
+        assert self.runtime is not None
         self.runtime.invoke_async(spec, payload)
 
     def _quiesce(self, name: str, headers: Mapping[str, str], body: bytes) -> None:

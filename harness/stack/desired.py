@@ -578,7 +578,9 @@ def desired_state(
     alarm_actions = (topic_arn,)
     if sabotage == "detection":
         muted_arn = arn("sns", names.muted_topic)
-        muted_topic = Topic(names.muted_topic, muted_arn, _topic_policy(muted_arn, account_id))
+        # The same policy as the chain's topics, unprotected: nobody reads it, so nobody needs to keep it.
+        muted_topic = Topic(names.muted_topic, muted_arn,
+                            notification.topic_policy(muted_arn, account_id, exempt=(), protect=False))
         alarm_actions = (muted_arn,)
     controls = tuple(
         _cis_control(control, CIS_CONTROLS["alarm"], names, log_group.name, alarm_actions, arn)
@@ -773,41 +775,6 @@ def _bucket_policy(bucket_arn: str, account_id: str, trail_arn: str) -> dict[str
                 "Action": "s3:PutObject",
                 "Resource": f"{bucket_arn}/AWSLogs/{account_id}/*",
                 "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", **source}},
-            },
-        ],
-    }
-
-
-def _topic_policy(topic_arn: str, account_id: str) -> dict[str, Any]:
-    return {
-        "Version": "2008-10-17",
-        "Id": "__default_policy_ID",
-        "Statement": [
-            {
-                "Sid": "__default_statement_ID",
-                "Effect": "Allow",
-                "Principal": {"AWS": "*"},
-                "Action": [
-                    "SNS:GetTopicAttributes",
-                    "SNS:SetTopicAttributes",
-                    "SNS:AddPermission",
-                    "SNS:RemovePermission",
-                    "SNS:DeleteTopic",
-                    "SNS:Subscribe",
-                    "SNS:ListSubscriptionsByTopic",
-                    "SNS:Publish",
-                ],
-                "Resource": topic_arn,
-                "Condition": {"StringEquals": {"AWS:SourceOwner": account_id}},
-            },
-            {
-                "Sid": "AllowEventBridgePublish",
-                "Effect": "Allow",
-                "Principal": {"Service": "events.amazonaws.com"},
-                "Action": "sns:Publish",
-                "Resource": topic_arn,
-                # Only this account's rules: the confused-deputy guard AWS recommends.
-                "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
             },
         ],
     }
