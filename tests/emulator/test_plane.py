@@ -166,7 +166,10 @@ def test_cloudtrail_event_reaches_sns_through_a_rule(aws, trail, inbox):
 
 def test_no_event_reaches_eventbridge_once_logging_stopped(aws, trail, inbox):
     topic, read = inbox
-    rule_to(aws, {"source": ["aws.cloudtrail"], "detail": {"eventName": ["AddTags"]}}, [{"Id": "t", "Arn": topic}])
+    # Only this trail's AddTags: a trail another module left logging in this process would record it too.
+    rule_to(aws, {"source": ["aws.cloudtrail"], "detail": {"eventName": ["AddTags"],
+                                                           "requestParameters": {"resourceId": [trail]}}},
+            [{"Id": "t", "Arn": topic}])
     aws.client("cloudtrail").stop_logging(Name=trail)
     aws.client("cloudtrail").add_tags(ResourceId=trail, TagsList=[{"Key": "k", "Value": "v"}])
     assert read() == []
