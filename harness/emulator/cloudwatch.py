@@ -28,8 +28,9 @@ class AlarmService:
 
     def __init__(self, *, clock: PlaneClock, publish: Callable[[str, str, str], None],
                  put_event: Callable[[dict], None], invoke_lambda: Callable[[str, bytes], None],
-                 closed_periods_only: bool = False):
+                 closed_periods_only: bool = False, scale: Callable[..., Any] | None = None):
         self.clock = clock
+        self._scale = scale  # runs a scaling policy an alarm action names (harness.emulator.autoscaling)
         self.closed_periods_only = closed_periods_only
         self._last: dict[str, evaluation.Evaluation] = {}
         self._publish = publish
@@ -149,6 +150,8 @@ class AlarmService:
                 self._invoke_lambda(arn, json.dumps(evaluation.state_change_event(
                     spec, old_state=old, old_evaluation=None, evaluation=result, account_id=account,
                     region=region, time=stamp, description=state["description"])).encode())
+            elif service == "autoscaling" and self._scale is not None:
+                self._scale(account, region, arn, spec, result)
             else:
                 raise NotImplementedError(f"alarm action {arn} is not emulated")
         except Exception as exc:  # the alarm still changed state; the failed action is history, as on AWS

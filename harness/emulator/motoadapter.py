@@ -666,3 +666,467 @@ def kms_key(account_id: str, region: str, key_id: str) -> KeyView | None:
     except (TypeError, ValueError):
         policy = None
     return KeyView(key.arn, key.key_state, policy, False)
+
+
+# -- GuardDuty findings -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DetectorView:
+    """A GuardDuty detector as findings need it."""
+
+    id: str
+    enabled: bool
+    publishing_frequency: str
+
+
+def guardduty_detectors(account_id: str, region: str) -> list[DetectorView]:
+    """The region's detectors (GuardDuty allows one per account and region)."""
+    from moto.guardduty.models import guardduty_backends
+
+    return [DetectorView(d.id, bool(d.enabled), d.finding_publish_freq)
+            for d in list(guardduty_backends[account_id][region].detectors.values())]
+
+
+def guardduty_detector(account_id: str, region: str, detector_id: str) -> DetectorView | None:
+    return next((d for d in guardduty_detectors(account_id, region) if d.id == detector_id), None)
+
+
+def ec2_instance_details(account_id: str, region: str, instance_id: str) -> dict | None:
+    """GuardDuty's instanceDetails for a stored instance; None if it does not exist."""
+    from moto.ec2.exceptions import InvalidInstanceIdError
+    from moto.ec2.models import ec2_backends
+
+    try:
+        instance = ec2_backends[account_id][region].get_instance(instance_id)
+    except InvalidInstanceIdError:
+        return None
+    profile = instance.iam_instance_profile or {}
+    launched = instance.launch_time.replace(tzinfo=timezone.utc) if isinstance(instance.launch_time, datetime) \
+        else None
+    return {
+        "instanceId": instance.id,
+        "instanceType": instance.instance_type,
+        "instanceState": instance._state.name,
+        "imageId": instance.image_id,
+        "availabilityZone": instance._placement.zone,
+        "launchTime": launched.strftime("%Y-%m-%dT%H:%M:%S.000Z") if launched else None,
+        "platform": instance.platform,
+        "iamInstanceProfile": {"arn": profile.get("Arn", ""), "id": profile.get("Id", "")} if profile else None,
+        "networkInterfaces": [{
+            "networkInterfaceId": nic.id,
+            "privateIpAddress": nic.private_ip_address,
+            "privateDnsName": getattr(nic, "private_dns_name", None),
+            "publicIp": nic.public_ip,
+            "subnetId": nic.subnet.id if nic.subnet else None,
+            "vpcId": nic.subnet.vpc_id if nic.subnet else None,
+            "securityGroups": [{"groupId": g.id, "groupName": g.name} for g in nic.group_set],
+        } for nic in list(instance.nics.values())],
+        "tags": [{"key": t["key"], "value": t["value"]} for t in instance.get_tags()],
+        "productCodes": [],
+    }
+
+
+def inspector2_scans_ec2(account_id: str, region: str) -> bool:
+    """Inspector's EC2 scanning is enabled for the account in the region."""
+    from moto.inspector2.models import inspector2_backends
+
+    status = inspector2_backends[account_id][region].account_status.get(account_id)
+    return status is not None and status.ec2 == "ENABLED"
+
+
+# -- Config, EC2, IAM, GuardDuty detectors: what Config rules read ---------------------------------
+
+
+@dataclass(frozen=True)
+class ConfigRuleView:
+    """A stored Config rule as the evaluators need it."""
+
+    name: str
+    arn: str
+    rule_id: str
+    owner: str
+    identifier: str
+    parameters: dict
+    frequency: str | None
+    scope: dict
+
+
+def config_rules(account_id: str, region: str) -> list[ConfigRuleView]:
+    from moto.config.models import config_backends
+
+    return [_config_rule_view(r) for r in list(config_backends[account_id][region].config_rules.values())]
+
+
+def config_rule(account_id: str, region: str, name: str) -> ConfigRuleView | None:
+    from moto.config.models import config_backends
+
+    rule = config_backends[account_id][region].config_rules.get(name)
+    return None if rule is None else _config_rule_view(rule)
+
+
+def _config_rule_view(rule: Any) -> ConfigRuleView:
+    scope = rule.scope
+    scope_view: dict = {}
+    if scope is not None:
+        if scope.compliance_resource_types:
+            scope_view["ComplianceResourceTypes"] = list(scope.compliance_resource_types)
+        if scope.compliance_resource_id:
+            scope_view["ComplianceResourceId"] = scope.compliance_resource_id
+        for key, value in (scope.tags or {}).items():
+            scope_view["TagKey"] = key
+            if value:
+                scope_view["TagValue"] = value
+    return ConfigRuleView(rule.config_rule_name, rule.config_rule_arn, rule.config_rule_id, rule.source.owner,
+                          rule.source.source_identifier, dict(rule.input_parameters_dict or {}),
+                          rule.maximum_execution_frequency or None, scope_view)
+
+
+def config_recording(account_id: str, region: str, resource_type: str) -> bool:
+    """A configuration recorder is recording in the region and its recording group covers the resource type."""
+    from moto.config.models import config_backends
+
+    for recorder in list(config_backends[account_id][region].recorders.values()):
+        if not recorder.status.recording:
+            continue
+        group = recorder.recording_group
+        if group is None:
+            return True
+        excluded = (group.exclusion_by_resource_types or {}).get("resourceTypes") or []
+        if group.all_supported and resource_type not in excluded:
+            if resource_type.startswith("AWS::IAM::"):
+                return bool(group.include_global_resource_types)
+            return True
+        if resource_type in (group.resource_types or []):
+            return True
+    return False
+
+
+def trail_details(account_id: str) -> list[dict]:
+    """Every trail of the account with what the CloudTrail rules compare against their parameters."""
+    views = {v.arn: v for v in trails(account_id)}
+    out = []
+    for region, backend in cloudtrail_backends[account_id].items():
+        for trail in list(backend.trails.values()):
+            topic = trail.sns_topic_name or ""
+            topic_arn = topic if topic.startswith("arn:") else \
+                f"arn:{PARTITION}:sns:{trail.region_name}:{account_id}:{topic}" if topic else ""
+            out.append({"view": views.get(trail.arn), "bucket": trail.bucket_name or "", "sns_topic_arn": topic_arn})
+    return out
+
+
+def security_groups(account_id: str, region: str) -> list[dict]:
+    """Security groups with their ingress rules flattened to one address range each."""
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[account_id][region]
+    out = []
+    for groups in list(backend.groups.values()):
+        for group in list(groups.values()):
+            rules = [{"protocol": r.ip_protocol, "from": r.from_port, "to": r.to_port,
+                      "cidr": r.ip_range.get("CidrIp"), "cidr_v6": r.ip_range.get("CidrIpv6")}
+                     for r in list(group.ingress_rules)]
+            out.append({"id": group.id, "name": group.name, "vpc_id": group.vpc_id,
+                        "tags": dict(backend.tags.get(group.id, {})), "ingress": rules})
+    return out
+
+
+def vpcs(account_id: str, region: str) -> list[dict]:
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[account_id][region]
+    return [{"id": v.id, "tags": dict(backend.tags.get(v.id, {}))} for v in list(backend.vpcs.values())]
+
+
+def flow_logs(account_id: str, region: str) -> list[dict]:
+    from moto.ec2.models import ec2_backends
+
+    return [{"id": f.id, "resource_id": f.resource_id, "traffic_type": f.traffic_type, "status": f.flow_log_status}
+            for f in list(ec2_backends[account_id][region].flow_logs.values())]
+
+
+def iam_users(account_id: str) -> list[dict]:
+    """IAM users (a global resource) with their access keys; CreateDate as epoch seconds."""
+    backend = iam_backends[account_id][PARTITION]
+    return [{"name": u.name, "id": u.id, "arn": u.arn, "tags": backend.tagger.get_tag_dict_for_resource(u.arn),
+             "keys": [{"id": k.access_key_id, "status": k.status,
+                       "created": k.create_date.replace(tzinfo=timezone.utc).timestamp()} for k in u.access_keys]}
+            for u in list(backend.users.values())]
+
+
+def age_access_key(account_id: str, user_name: str, key_id: str, days: float) -> str:
+    """Backdate an access key's CreateDate (a fact no API can set); the new CreateDate, ISO 8601."""
+    from datetime import timedelta
+
+    user = iam_backends[account_id][PARTITION].users.get(user_name)
+    key = next((k for k in (user.access_keys if user else []) if k.access_key_id == key_id), None)
+    if key is None:
+        raise LookupError(f"user {user_name} has no access key {key_id}")
+    key.create_date = key.create_date - timedelta(days=days)
+    return key.create_date.replace(tzinfo=timezone.utc).isoformat()
+
+
+def root_mfa_enabled(account_id: str) -> bool:
+    return bool(iam_backends[account_id][PARTITION].account_summary._account_mfa_enabled)
+
+
+def set_root_mfa(account_id: str, enabled: bool) -> None:
+    """Root MFA on or off (no API can set it), as GetAccountSummary's AccountMFAEnabled shows it."""
+    iam_backends[account_id][PARTITION].account_summary._account_mfa_enabled = int(enabled)
+
+
+def default_root_mfa_enabled() -> None:
+    """Accounts start with root MFA enabled (a well-configured account); moto hard-codes 0."""
+    from moto.iam.models import AccountSummary
+
+    if not getattr(AccountSummary, "_gameday_hooked", False):
+        original = AccountSummary.__init__
+
+        def init(self, iam_backend):
+            original(self, iam_backend)
+            self._account_mfa_enabled = 1
+
+        AccountSummary.__init__ = init
+        AccountSummary._gameday_hooked = True
+    for account_backends in list(iam_backends.values()):
+        backend = account_backends.get(PARTITION) if hasattr(account_backends, "get") else None
+        if backend is not None:
+            backend.account_summary._account_mfa_enabled = 1
+
+
+def alarm_settings(account_id: str, region: str) -> list[dict]:
+    """Metric alarms with their ActionsEnabled flag and tags."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[account_id][region]
+    return [{"name": a.name, "arn": a.alarm_arn, "actions_enabled": bool(a.actions_enabled),
+             "tags": backend.tagger.get_tag_dict_for_resource(a.alarm_arn)} for a in alarms(account_id, region)]
+
+
+def guardduty_administrator(account_id: str, region: str) -> str | None:
+    """The GuardDuty administrator account the region's detector reports to, if any."""
+    from moto.guardduty.models import guardduty_backends
+
+    admins = guardduty_backends[account_id][region].admin_account_ids
+    return admins[0] if admins else None
+
+
+def ssm_document(account_id: str, region: str, name: str, version: str | None = None) -> dict | None:
+    """An SSM document's type and parsed content (default version unless one is named); None if missing."""
+    from moto.ssm.models import ssm_backends
+
+    documents = ssm_backends[account_id][region]._documents.get(name)
+    if documents is None:
+        return None
+    doc = documents.find_by_version(version) if version and version != "$DEFAULT" else None
+    doc = doc or (documents.get_latest_version() if version == "$LATEST" else documents.get_default_version())
+    return {"name": doc.name, "type": doc.document_type, "version": doc.document_version,
+            "content": doc.content_json}
+
+
+# -- Auto Scaling and EC2 instances ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """An EC2 instance as its metrics and its group need it; `group` is the Auto Scaling group it is in service of."""
+
+    id: str
+    state: str
+    instance_type: str
+    vcpus: int
+    detailed_monitoring: bool
+    group: str | None
+    security_groups: tuple[str, ...]
+    subnet_id: str | None
+    availability_zone: str
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """An Auto Scaling group: its bounds, its capacity and its instances as (id, lifecycle state, protected)."""
+
+    name: str
+    arn: str
+    min_size: int
+    max_size: int
+    desired: int
+    default_cooldown: int
+    instances: tuple[tuple[str, str, bool], ...]
+    suspended: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """A scaling policy as PutScalingPolicy stored it (moto stores Cooldown 300 when it was left unset)."""
+
+    name: str
+    arn: str
+    group: str
+    policy_type: str
+    adjustment_type: str | None
+    scaling_adjustment: int | None
+    cooldown: int | None
+    min_adjustment_magnitude: int | None
+    step_adjustments: tuple[dict, ...]
+    estimated_instance_warmup: int | None
+
+
+def ec2_instances(account_id: str, region: str) -> list[InstanceView]:
+    """Every instance not terminated, with the group whose instances include it."""
+    from moto.autoscaling.models import autoscaling_backends
+    from moto.ec2.models import ec2_backends
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+    backend = ec2_backends[account_id][region]
+    members = {state.instance.id: group.name
+               for group in list(autoscaling_backends[account_id][region].autoscaling_groups.values())
+               for state in list(group.instance_states)}
+    views = []
+    for reservation in list(backend.reservations.values()):
+        for instance in list(reservation.instances):
+            if instance._state.name == "terminated":
+                continue
+            info = INSTANCE_TYPES.get(instance.instance_type, {})
+            views.append(InstanceView(
+                id=instance.id, state=instance._state.name, instance_type=instance.instance_type,
+                vcpus=int(info.get("VCpuInfo", {}).get("DefaultVCpus", 1)),
+                detailed_monitoring=instance.monitoring_state == "enabled" or _template_monitoring(backend, instance),
+                group=members.get(instance.id), security_groups=tuple(g.id for g in instance.security_groups),
+                subnet_id=instance._subnet_id, availability_zone=instance._placement.zone))
+    return views
+
+
+def _template_monitoring(backend: Any, instance: Any) -> bool:
+    """moto drops a launch template's Monitoring setting at launch; EC2 applies it."""
+    tags = {t["key"]: t["value"] for t in instance.get_tags()}
+    template = backend.launch_templates.get(tags.get("aws:ec2launchtemplate:id", ""))
+    if template is None:
+        return False
+    try:
+        version = template.get_version(tags.get("aws:ec2launchtemplate:version", "$Default"))
+    except Exception:  # a deleted version: nothing to say
+        return False
+    return bool((version.data.get("Monitoring") or {}).get("Enabled"))
+
+
+def autoscaling_groups(account_id: str, region: str) -> list[GroupView]:
+    from moto.autoscaling.models import autoscaling_backends
+
+    return [_group_view(g) for g in list(autoscaling_backends[account_id][region].autoscaling_groups.values())]
+
+
+def autoscaling_group(account_id: str, region: str, name: str) -> GroupView | None:
+    from moto.autoscaling.models import autoscaling_backends
+
+    group = autoscaling_backends[account_id][region].autoscaling_groups.get(name)
+    return None if group is None else _group_view(group)
+
+
+def _group_view(group: Any) -> GroupView:
+    return GroupView(
+        name=group.name, arn=group.arn, min_size=int(group.min_size or 0), max_size=int(group.max_size or 0),
+        desired=int(group.desired_capacity or 0), default_cooldown=int(group.default_cooldown or 300),
+        instances=tuple((s.instance.id, s.lifecycle_state, bool(s.protected_from_scale_in))
+                        for s in list(group.instance_states)),
+        suspended=tuple(p["ProcessName"] for p in group.suspended_processes))
+
+
+def scaling_policy(account_id: str, region: str, arn: str) -> PolicyView | None:
+    """The policy an alarm action names (moto keys policies by name alone, so the ARN is matched whole)."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    for policy in list(autoscaling_backends[account_id][region].policies.values()):
+        if policy.arn == arn:
+            magnitude = policy.min_adjustment_magnitude
+            warmup = policy.estimated_instance_warmup
+            return PolicyView(
+                name=policy.name, arn=policy.arn, group=policy.auto_scaling_group_name,
+                policy_type=policy.policy_type or "SimpleScaling", adjustment_type=policy.adjustment_type,
+                scaling_adjustment=policy.scaling_adjustment, cooldown=policy.cooldown,
+                min_adjustment_magnitude=int(magnitude) if magnitude not in (None, "") else None,
+                step_adjustments=tuple(dict(s) for s in policy.step_adjustments or []),
+                estimated_instance_warmup=int(warmup) if warmup not in (None, "") else None)
+    return None
+
+
+def set_group_capacity(account_id: str, region: str, name: str, desired: int) -> tuple[list[str], list[str]]:
+    """Set a group's desired capacity as Auto Scaling does; the ids of the instances launched and terminated."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    backend = autoscaling_backends[account_id][region]
+    group = backend.autoscaling_groups[name]
+    before = {s.instance.id for s in list(group.instance_states)}
+    backend.set_desired_capacity(name, desired)
+    after = {s.instance.id for s in list(group.instance_states)}
+    return sorted(after - before), sorted(before - after)
+
+
+def serve_autoscaling_operation(operation: str, handler) -> None:
+    """Replace an Auto Scaling operation moto answers emptily (serialized by moto in the query protocol)."""
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import ActionResult
+
+    method = "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
+
+    def serve(self):
+        return ActionResult(handler(self.current_account, self.region, self._get_params()))
+
+    setattr(AutoScalingResponse, method, serve)
+
+
+def ssm_command(account_id: str, region: str, command_id: str) -> dict | None:
+    """A Run Command command: its document, parameters, instances and status."""
+    from moto.ssm.models import ssm_backends
+
+    found = next((c for c in ssm_backends[account_id][region]._commands if c.command_id == command_id), None)
+    if found is None:
+        return None
+    return {"id": found.command_id, "document": found.document_name, "parameters": dict(found.parameters or {}),
+            "instance_ids": list(found.instance_ids), "status": found.status}
+
+
+def ssm_set_command_status(account_id: str, region: str, command_id: str, status: str) -> bool:
+    """Set a command's status and its invocations' (CancelCommand moto lacks); False if there is no such command."""
+    from moto.ssm.models import ssm_backends
+
+    found = next((c for c in ssm_backends[account_id][region]._commands if c.command_id == command_id), None)
+    if found is None:
+        return False
+    found.status = found.status_details = status
+    for invocation in found.invocations:
+        invocation["Status"] = invocation["StatusDetails"] = status
+    return True
+
+
+def answer_put_scaling_policy_like_aws() -> None:
+    """moto answers PutScalingPolicy with "PolicyArn", a key its model lacks, so clients got no ARN (AWS: PolicyARN)."""
+    from moto.autoscaling.responses import AutoScalingResponse
+    from moto.core.responses import ActionResult
+
+    if getattr(AutoScalingResponse, "_gameday_policy_arn", False):
+        return
+    original = AutoScalingResponse.put_scaling_policy
+
+    def put_scaling_policy(self):
+        result = original(self)
+        return ActionResult({"PolicyARN": result.result["PolicyArn"], "Alarms": []})
+
+    AutoScalingResponse.put_scaling_policy = put_scaling_policy
+    AutoScalingResponse._gameday_policy_arn = True
+
+
+def forget_metric_points(account_id: str, region: str, namespace: str, before: float) -> int:
+    """Drop a namespace's datapoints older than an epoch time; how many went."""
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    backend = cloudwatch_backends[account_id][region]
+    seen = list(backend.metric_data)
+    kept = []
+    for datum in seen:
+        at = datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=timezone.utc)
+        if datum.namespace != namespace or at.timestamp() >= before:
+            kept.append(datum)
+    if len(kept) < len(seen):
+        backend.metric_data[:len(seen)] = kept  # what was put meanwhile sits after them and stays
+    return len(seen) - len(kept)

@@ -16,9 +16,15 @@ from typing import Any, Mapping
 from harness.emulator import apicall, filterpattern, motoadapter as moto, records
 from harness.emulator.cloudtrail import EventHistory, logging_trails
 from harness.emulator.clock import PlaneClock
+from harness.emulator.autoscaling import Scaling
 from harness.emulator.cloudwatch import AlarmService
+from harness.emulator.config_rules import ConfigService
 from harness.emulator.events import EventBus, Schedules, cloudtrail_envelope, put_events_entries
+from harness.emulator.findings import Findings
+from harness.emulator.inspector import Inspector
+from harness.emulator.instances import InstanceMetrics
 from harness.emulator.logs import LogIngest
+from harness.emulator.patching import Compliance
 from harness.emulator.lambdas import FunctionSpec, InvalidRequestContent, InvokeResult, LambdaRuntime, UnsupportedRuntime
 from harness.emulator.sns import NotificationService, sns_params
 
@@ -71,13 +77,22 @@ class Plane:
         self.clock = PlaneClock(time_scale)
         self.failures: list[str] = []
         # Alarm actions publish as CloudWatch's service principal (what a topic's KMS key policy must allow).
+        self.scaling = Scaling(clock=self.clock)
         self.alarms = AlarmService(clock=self.clock,
                                    publish=functools.partial(moto.sns_publish, publisher="cloudwatch.amazonaws.com"),
                                    put_event=self.bus.put, invoke_lambda=self._invoke_lambda_async,
-                                   closed_periods_only=latency_profile == "aws")
+                                   closed_periods_only=latency_profile == "aws", scale=self.scaling.execute)
+        self.instances = InstanceMetrics(clock=self.clock, run_later=lambda work: self._enqueue("run", work),
+                                         metric_arrived=self.alarms.metric_arrived, note_failure=self.failures.append)
+        self.compliance = Compliance(enqueue=self._enqueue)
         self.sns = NotificationService(clock=self.clock, enqueue=lambda work: self._enqueue("run", work),
                                        emit_metric=self._emit_metric_later, invoke_lambda=self._invoke_lambda_async)
         self.schedules = Schedules(self.clock, note_failure=self.failures.append)
+        self.findings = Findings(enqueue=self._enqueue, delay=self._delay, put_event=self.bus.put)
+        self.inspector = Inspector(enqueue=self._enqueue)
+        self.config = ConfigService(clock=self.clock, run_later=lambda work: self._enqueue("run", work),
+                                    put_event=lambda event: self._enqueue("event", (event, "default")),
+                                    note_failure=self.failures.append)
         self.time_scale = time_scale
         self._places: set[tuple[str, str]] = set()
         self._stopping = threading.Event()
@@ -104,7 +119,10 @@ class Plane:
         self._thread.start()
         moto.listen_to_log_ingestion(self._on_log_batch)
         self.sns.start(endpoint_url)
+        self.config.start(endpoint_url)
         moto.serve_operation("cloudwatch", "DescribeAlarmHistory", self.alarms.describe_history)
+        moto.serve_autoscaling_operation("DescribeScalingActivities", self.scaling.describe_activities)
+        moto.answer_put_scaling_policy_like_aws()
         self._stopping.clear()
         self._ticker = threading.Thread(target=self._tick, name="gameday-clock", daemon=True)
         self._ticker.start()
@@ -114,6 +132,7 @@ class Plane:
             _LIVE.remove(self)
         moto.stop_listening_to_log_ingestion(self._on_log_batch)
         self.sns.stop()
+        self.config.stop()
         self._stopping.set()
         if self._ticker is not None:
             self._ticker.join(timeout=5)
@@ -149,7 +168,21 @@ class Plane:
         if scope[3:4] == ["sns"] or (method == "GET" and "Action=ConfirmSubscription" in query):
             # The unsigned GET is a confirmation's SubscribeURL being visited.
             return self.sns.serve(sns_params(method, query, body), access_key=scope[0] if scope else None)
+        if scope[3:4] == ["guardduty"] and "/findings" in path:
+            return self.findings.serve(method, path, body, moto.account_for_access_key(scope[0]), scope[2])
+        if scope[3:4] == ["inspector2"] and path == "/findings/list":
+            return self.inspector.list_findings(body, moto.account_for_access_key(scope[0]), scope[2])
         target = headers.get("X-Amz-Target", "")
+        if target.startswith("AmazonSSM."):  # compliance and CancelCommand, which moto lacks
+            where = (moto.account_for_access_key(scope[0] if scope else None), _region(headers))
+            served = self.compliance.serve(target, body, *where) or self.instances.serve(target, body, *where)
+            if served is not None:
+                return served
+        if target.startswith("StarlingDoveService."):
+            served = self.config.serve(target[len("StarlingDoveService."):], moto.account_for_access_key(
+                scope[0] if scope else None), scope[2] if len(scope) > 2 else "us-east-1", body)
+            if served is not None:
+                return served
         if target.endswith("CloudTrail_20131101.LookupEvents"):
             return self._lookup_events(body)
         if target == "AWSEvents.PutEvents":
@@ -249,6 +282,10 @@ class Plane:
             return
         account = moto.account_for_access_key(call.access_key_id)
         self._places.add((account, call.region))
+        self.findings.follow(call, account)  # GuardDuty reads the calls themselves, whatever trails log
+        self.config.follow(call, account)  # Config rules evaluate the resources the call changed
+        self.scaling.follow(call, account)  # capacity changes users make are scaling activities too
+        self.instances.follow(call, account)  # a CPU stress command loads its instances
         if call.service == "lambda":
             self._follow_lambda_changes(call)
         elif call.service == "cloudwatch" and call.operation == "PutMetricData":
@@ -302,7 +339,10 @@ class Plane:
         while not self._stopping.wait(TICK_S):
             places = sorted(self._places)
             for name, work, args in (("alarm", self.alarms.tick, (places,)), ("sns", self.sns.tick, ()),
-                                     ("schedule", self._run_schedules, (places,))):
+                                     ("schedule", self._run_schedules, (places,)),
+                                     ("config", self.config.tick, (places,)),
+                                     ("scaling", self.scaling.tick, (places,)),
+                                     ("instances", self.instances.tick, (places,))):
                 try:
                     work(*args)
                 except Exception as exc:  # the clock keeps going; the failure stays visible

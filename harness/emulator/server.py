@@ -14,6 +14,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.datastructures import EnvironHeaders, Headers
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from harness.emulator.motoadapter import account_for_access_key
 from harness.emulator.plane import Exchange, Plane, access_key_of
 
 _REASONS = {200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 400: "Bad Request",
@@ -29,8 +30,11 @@ class PlaneMiddleware:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "")
+        if path in ("/_gameday/guardduty-finding", "/_gameday/inspector-finding") and \
+                environ.get("REQUEST_METHOD") == "POST":
+            return self._detected(path, query, start_response)
         if path.startswith("/_gameday/"):
-            return self._internal(path, query, start_response)
+            return self._internal(environ.get("REQUEST_METHOD", "GET"), path, query, start_response)
         body = _read_body(environ)
         environ["wsgi.input"] = io.BytesIO(body)
         headers = Headers(EnvironHeaders(environ))
@@ -64,7 +68,9 @@ class PlaneMiddleware:
         ))
         return [out_body]
 
-    def _internal(self, path: str, query: str, start_response: Callable) -> Iterable[bytes]:
+    def _internal(self, method: str, path: str, query: str, start_response: Callable) -> Iterable[bytes]:
+        if path in _SIMULATIONS:
+            return self._simulate(method, path, parse_qs(query), start_response)
         if path == "/_gameday/health":
             body = {"status": "ok", "recorded": self.plane.recorded, "failures": self.plane.failures[-20:]}
         elif path == "/_gameday/lambda-errors":
@@ -78,6 +84,53 @@ class PlaneMiddleware:
             return [b'{"error": "unknown gameday path"}']
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(body).encode()]
+
+    def _detected(self, path: str, query: str, start_response: Callable) -> Iterable[bytes]:
+        """Test hooks: a GuardDuty or Inspector finding as if the service had detected it (null if it is off)."""
+        args = {k: v[0] for k, v in parse_qs(query).items()}
+        account = args.get("account") or account_for_access_key(None)
+        region = args.get("region") or "us-east-1"
+        try:
+            if path == "/_gameday/guardduty-finding":
+                finding = self.plane.findings.raise_finding(account, region, args.get("type", ""),
+                                                            instance_id=args.get("instance"),
+                                                            access_key_id=args.get("access_key"))
+            else:
+                finding = self.plane.inspector.report(account, region, instance_id=args.get("instance", ""),
+                                                      cve=args.get("cve") or "CVE-2021-44228",
+                                                      severity=args.get("severity") or "HIGH",
+                                                      package=args.get("package") or "openssl",
+                                                      version=args.get("version") or "1.0.2k")
+            status, body = "200 OK", {"finding": finding}
+        except ValueError as exc:
+            status, body = "400 Bad Request", {"error": str(exc)}
+        except LookupError as exc:
+            status, body = "404 Not Found", {"error": str(exc)}
+        start_response(status, [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+    def _simulate(self, method: str, path: str, query: dict, start_response: Callable) -> Iterable[bytes]:
+        """Set a fact no AWS API can set (POST): root MFA on or off, an access key's age."""
+        if method != "POST":
+            start_response("405 Method Not Allowed", [("Content-Type", "application/json"), ("Allow", "POST")])
+            return [json.dumps({"error": f"{path} takes POST"}).encode()]
+        arg = {k: v[0] for k, v in query.items()}
+        account = arg.get("account") or account_for_access_key(None)
+        try:
+            if path == "/_gameday/root-mfa":
+                if arg.get("enabled") not in ("0", "1"):
+                    raise ValueError("enabled must be 0 or 1")
+                body = self.plane.config.set_root_mfa(account, arg["enabled"] == "1")
+            else:
+                body = self.plane.config.age_access_key(account, arg["user"], arg["key"], float(arg["days"]))
+        except (KeyError, ValueError, LookupError) as exc:
+            start_response("400 Bad Request", [("Content-Type", "application/json")])
+            return [json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode()]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+
+_SIMULATIONS = ("/_gameday/root-mfa", "/_gameday/age-access-key")
 
 
 class _QuietHandler(MotoRequestHandler):
