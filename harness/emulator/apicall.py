@@ -323,8 +323,10 @@ def resolve(method: str, path: str, query: str, headers: Mapping[str, str], body
         if form is not None and "Action" in form[0]:
             fields = form[1]
             operation = form[0]["Action"]
-            service = next((c for c in candidates if (svc := _service(c)) and operation in svc.names),
-                           candidates[0])
+            # Classic ELB and ELBv2 share a signing name and operation names: the request's Version tells them apart.
+            known = [c for c in candidates if (svc := _service(c)) and operation in svc.names]
+            service = next((c for c in known if _service(c).model.api_version == form[0].get("Version")),
+                           known[0] if known else candidates[0])
             svc = _service(service)
             protocol = "ec2" if svc and "ec2" in svc.info.protocols else "query"
             op = svc.op(operation) if svc else None

@@ -51,6 +51,7 @@ class InstanceMetrics:
         self._pruned = clock.now()
         self._loads: dict[tuple[str, str, str], list[Load]] = {}
         self._next: dict[tuple[str, str, str], float] = {}  # instance -> start of the next period to publish
+        self._running: dict[tuple[str, str, str], float] = {}  # (account, region, command id) -> AWS end time
         self._lock = threading.Lock()
 
     # -- Run Command -----------------------------------------------------------------------
@@ -81,6 +82,9 @@ class InstanceMetrics:
                 share = 1.0 if stressors <= 0 else min(stressors, view.vcpus) / view.vcpus
                 self._loads.setdefault((account, call.region, instance), []).append(
                     Load(command["CommandId"], now, now + duration, max(0.0, min(percent, 100.0)), share))
+            self._running[(account, call.region, command["CommandId"])] = now + duration
+        # Known difference: moto reports every command Success at once; the stress runs for its duration.
+        moto.ssm_set_command_status(account, call.region, command["CommandId"], "InProgress")
 
     def serve(self, target: str, body: bytes, account: str, region: str) -> Response | None:
         """CancelCommand (moto lacks it): stress-ng is stopped on the instances named, or on all of them."""
@@ -94,6 +98,7 @@ class InstanceMetrics:
         only = set(params.get("InstanceIds") or [])
         now = self.clock.now()
         with self._lock:
+            self._running.pop((account, region, command_id), None)
             for (acct, reg, instance), loads in self._loads.items():
                 if acct != account or reg != region or only and instance not in only:
                     continue
@@ -112,6 +117,12 @@ class InstanceMetrics:
 
     def tick(self, places: list[tuple[str, str]]) -> None:
         now = self.clock.now()
+        with self._lock:
+            done = [key for key, end in self._running.items() if end <= now]
+            for key in done:
+                del self._running[key]
+        for account, region, command_id in done:
+            moto.ssm_set_command_status(account, region, command_id, "Success")
         for account, region in places:
             batch = []
             for view in moto.ec2_instances(account, region):

@@ -62,8 +62,36 @@ class RuleView:
         # A schedule-only rule has no pattern: moto's matcher would take every event, AWS takes none.
         if not self._rule.event_pattern.get_pattern():
             return False
-        # Known difference: moto's matcher does not descend into arrays of objects (AWS matches any element).
-        return self._rule.event_pattern.matches_event(event)
+        # moto's matcher does not descend into arrays of objects: give it the event flattened as EventBridge sees it.
+        return self._rule.event_pattern.matches_event(flatten_arrays(event))
+
+
+def flatten_arrays(value: Any) -> Any:
+    """EventBridge's view of arrays of objects: each field's values from every element, gathered in one list.
+
+    A pattern {"a": {"b": [1]}} matches {"a": [{"b": 2}, {"b": 1}]}; keys of one pattern object are matched
+    independently (AWS does not require them to hold in the same array element).
+    """
+    if isinstance(value, dict):
+        return {key: flatten_arrays(item) for key, item in value.items()}
+    if isinstance(value, list) and any(isinstance(item, (dict, list)) for item in value):
+        flat: Any = None
+        for item in value:
+            item = flatten_arrays(item)
+            flat = item if flat is None else _gather(flat, item)
+        return [] if flat is None else flat
+    return value
+
+
+def _gather(a: Any, b: Any) -> Any:
+    if isinstance(a, dict) and isinstance(b, dict):
+        merged = dict(a)
+        for key, item in b.items():
+            merged[key] = _gather(merged[key], item) if key in merged else item
+        return merged
+    if isinstance(a, dict) or isinstance(b, dict):  # an object and scalars at one path: patterns address the object
+        return a if isinstance(a, dict) else b
+    return (a if isinstance(a, list) else [a]) + (b if isinstance(b, list) else [b])
 
 
 _moto_session: boto3.Session | None = None
@@ -265,6 +293,51 @@ def user_identity(access_key_id: str | None) -> dict:
     return records.iam_user_identity(
         account_id=account, user_name="moto", user_id=f"AIDA{digest}", access_key_id=key
     )
+
+
+_AWS_POLICY_ARN = "arn:aws:iam::aws:policy/"
+
+
+def serve_aws_managed_policies_on_demand() -> None:
+    """Every AWS managed policy exists, as on AWS, but moto builds one only when a call names it.
+
+    moto either loads none of them or all ~1,300 for each account (seconds per account); loading the one a call
+    names keeps start-up fast and AttachRolePolicy/GetPolicy faithful.
+    """
+    from moto.iam.models import IAMBackend
+
+    if getattr(IAMBackend, "_gameday_lazy_policies", False):
+        return
+    for name in ("attach_role_policy", "detach_role_policy", "attach_user_policy", "attach_group_policy",
+                 "get_policy", "get_policy_version"):
+        original = getattr(IAMBackend, name)
+
+        def named(self, policy_arn, *args, _original=original, **kwargs):
+            _load_aws_policy(self, policy_arn)
+            return _original(self, policy_arn, *args, **kwargs)
+
+        setattr(IAMBackend, name, named)
+    IAMBackend._gameday_lazy_policies = True
+
+
+@functools.cache
+def _aws_policy_data() -> dict:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return json.loads(aws_managed_policies_data)
+
+
+def _load_aws_policy(backend: Any, arn: str) -> None:
+    if not isinstance(arn, str) or not arn.startswith(_AWS_POLICY_ARN) or arn in backend.managed_policies:
+        return
+    from moto.iam.models import AWSManagedPolicy
+
+    data = _aws_policy_data()
+    name = arn.rsplit("/", 1)[-1]
+    if name in data:
+        policy = AWSManagedPolicy.from_data(name, backend.account_id, backend.region_name, data[name])
+        if policy.arn == arn:  # the path matters: service-role/AWS_ConfigRole is not AWS_ConfigRole
+            backend.managed_policies[arn] = policy
 
 
 def create_operator_user(account_id: str, user_name: str) -> dict[str, str]:

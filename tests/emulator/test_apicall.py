@@ -307,3 +307,16 @@ def test_unknown_rest_path_is_none():
     assert resolve("GET", "/no/such/route/here", "", {
         "Authorization": "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/lambda/aws4_request, "
                          "SignedHeaders=host, Signature=x"}, b"", 404, {}, b"", "10.0.0.5") is None
+
+
+@pytest.mark.parametrize("service, params, expected", [
+    ("elbv2", {"LoadBalancerArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/edge/50dc",
+               "Attributes": [{"Key": "access_logs.s3.enabled", "Value": "false"}]},
+     {"LoadBalancerArn": "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/edge/50dc",
+      "Attributes": [{"Key": "access_logs.s3.enabled", "Value": "false"}]}),
+    ("elb", {"LoadBalancerName": "classic", "LoadBalancerAttributes": {"AccessLog": {"Enabled": False}}},
+     {"LoadBalancerName": "classic", "LoadBalancerAttributes": {"AccessLog": {"Enabled": False}}}),
+])
+def test_classic_elb_and_elbv2_share_operation_names_and_the_version_tells_them_apart(service, params, expected):
+    c = call(service, "modify_load_balancer_attributes", params)
+    assert (c.service, c.operation, c.params) == (service, "ModifyLoadBalancerAttributes", expected)
