@@ -7,9 +7,14 @@ import json
 import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.stack import notification
+
+if TYPE_CHECKING:
+    from harness.stack.applogs import AppLogs
+    from harness.stack.infra import Infra
+    from harness.stack.scaling import Workload
 
 SABOTAGE_MODES = ("detection", "remediation", "prevention")
 MIN_LOG_RETENTION_DAYS = 365
@@ -87,6 +92,7 @@ class Role:
     arn: str
     trust_policy: dict[str, Any]
     inline_policies: dict[str, dict[str, Any]]  # policy name -> document
+    managed_policies: tuple[str, ...] = ()  # ARNs of the managed policies attached, exactly
 
 
 @dataclass(frozen=True)
@@ -306,6 +312,43 @@ class StackOutputs:
     sns_rule_name: str | None = None  # tampering with the topics and subscriptions
     alarm_state_rule_name: str | None = None  # alarm state changes, audited for failed actions
     delivery_failures_alarm: str | None = None  # AWS/SNS NumberOfNotificationsFailed on the security topic
+    # Application logging (part 4): optional as well.
+    alb_arn: str | None = None  # the edge ALB whose access logs must stay on
+    alb_logs_bucket: str | None = None
+    distribution_id: str | None = None  # the CloudFront distribution whose standard logs must stay on
+    cf_logs_bucket: str | None = None
+    app_log_groups: list[str] = field(default_factory=list)  # application log groups, the ECS app's first
+    app_logging_rule_name: str | None = None
+    # Config, flow logs, GuardDuty, network and launch guards (part 4, harness.stack.infra): optional as well.
+    config_recorder_name: str | None = None
+    config_rule_names: dict[str, str] = field(default_factory=dict)  # managed rule identifier -> rule name
+    config_bucket_name: str | None = None  # the delivery channel's bucket
+    trail_logging_document: str | None = None  # SSM document the CLOUD_TRAIL_ENABLED remediation runs
+    infra_function_name: str | None = None
+    infra_rule_name: str | None = None  # tampering with the recorder, its rules, flow logs or the detector
+    network_rule_name: str | None = None  # SSH/RDP opened to the internet, routes to an internet gateway
+    launch_rule_name: str | None = None  # instances of unexpected types or regions
+    compliance_rule_name: str | None = None  # the stack's Config rules finding NON_COMPLIANT resources
+    guardduty_rule_name: str | None = None  # high-severity GuardDuty findings
+    guardduty_detector_id: str | None = None
+    vpc_id: str | None = None  # the monitored network's ids, generated at deploy
+    subnet_id: str | None = None
+    eni_id: str | None = None
+    route_table_id: str | None = None
+    security_group_id: str | None = None
+    flow_log_group_name: str | None = None
+    flow_log_ids: dict[str, str] = field(default_factory=dict)  # "vpc"/"subnet"/"eni" -> flow log id
+    allowed_regions: list[str] = field(default_factory=list)  # where instances may run
+    allowed_instance_types: list[str] = field(default_factory=list)
+    # The workload scaled on CPU and its classifier (part 5, harness.stack.scaling): optional as well.
+    workload_group_name: str | None = None  # the Auto Scaling group
+    workload_alarm_name: str | None = None  # its CPU alarm, whose action is the scale-out policy
+    workload_capacity: int | None = None  # the group's desired capacity at rest
+    workload_security_group_name: str | None = None
+    quarantine_group_name: str | None = None  # the isolation security group (no rules)
+    classifier_function_name: str | None = None
+    ops_topic_arn: str | None = None  # where the classifier reports load (nobody in security reads it)
+    ops_queue_url: str | None = None  # the harness's inbox on the ops topic
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -326,6 +369,18 @@ class StackOutputs:
         missing = sorted(required - set(data))
         if missing:
             raise ValueError(f"missing stack output field(s): {', '.join(missing)}")
+        groups = data.get("app_log_groups", [])
+        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
+            raise ValueError("stack output app_log_groups must be a list of log group names")
+        for key in ("allowed_regions", "allowed_instance_types"):
+            value = data.get(key, [])
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"stack output {key} must be a list of names")
+        for key, what in (("config_rule_names", "managed rule identifiers to rule names"),
+                          ("flow_log_ids", '"vpc", "subnet" and "eni" to flow log ids')):
+            value = data.get(key, {})
+            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+                raise ValueError(f"stack output {key} must map {what}")
         for key in ("alarm_names", "metric_filter_names"):
             value = data.get(key, {})
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -364,6 +419,9 @@ class DesiredState:
     guard_schedule_rule: Rule
     delivery_failures_alarm: Alarm
     oncall_email: str
+    applogs: AppLogs  # the application-logging part (harness.stack.applogs)
+    infra: Infra  # Config, flow logs, GuardDuty, network and launch guards (harness.stack.infra)
+    workload: Workload  # the workload scaled on CPU and its load-or-attack classifier (harness.stack.scaling)
 
     @property
     def topics(self) -> tuple[Topic, ...]:
@@ -396,14 +454,21 @@ class DesiredState:
             sns_rule_name=self.sns_rule.name,
             alarm_state_rule_name=self.alarm_state_rule.name,
             delivery_failures_alarm=self.delivery_failures_alarm.name,
+            **self.applogs.outputs(),
+            **self.infra.outputs(),
+            **self.workload.outputs(),
         )
 
 
 def desired_state(
     *, account_id: str, region: str, prefix: str = "gameday", sabotage: str | None = None,
-    oncall_email: str = notification.DEFAULT_ONCALL_EMAIL,
+    oncall_email: str = notification.DEFAULT_ONCALL_EMAIL, allowed_regions: tuple[str, ...] | None = None,
+    allowed_instance_types: tuple[str, ...] | None = None,
 ) -> DesiredState:
-    """The reference stack for one account and region; `sabotage` removes its detection, remediation or prevention."""
+    """The reference stack for one account and region; `sabotage` removes its detection, remediation or prevention.
+
+    Instances may run in `allowed_regions` (default: this region) with `allowed_instance_types` (default: infra's).
+    """
     if sabotage is not None and sabotage not in SABOTAGE_MODES:
         raise ValueError(f"sabotage must be None or one of {', '.join(SABOTAGE_MODES)}, not {sabotage!r}")
     if not _ACCOUNT.match(account_id):
@@ -624,6 +689,8 @@ def desired_state(
         state="ENABLED",
         targets=tuple(alarms_targets),
     )
+    from harness.stack import applogs, infra, scaling  # here, not at the top: they build on this module's dataclasses
+
     chain = _notification_chain(names, arn, alarm_prefix=f"{prefix}-", sabotage=sabotage, topic=topic,
                                 fallback_topic=fallback_topic, key=key, subscriptions=subscriptions,
                                 muted_arn=muted_topic.arn if muted_topic else None)
@@ -652,6 +719,16 @@ def desired_state(
         subscriptions=subscriptions,
         oncall_email=oncall_email,
         **chain,
+        applogs=applogs.desired(account_id=account_id, region=region, prefix=prefix, partition=partition,
+                                sabotage=sabotage, topic_arn=topic_arn, function_names=tuple(
+                                    fn.name for fn in (function, alarms_function, chain["guard_function"]) if fn)),
+        infra=infra.infra_state(account_id=account_id, region=region, prefix=prefix, partition=partition,
+                                sabotage=sabotage, arn=arn, topic_arn=topic_arn, trail_name=trail.name,
+                                trail_arn=trail_arn, trail_bucket=names.bucket, allowed_regions=allowed_regions,
+                                allowed_instance_types=allowed_instance_types or infra.DEFAULT_INSTANCE_TYPES),
+        workload=scaling.desired(account_id=account_id, region=region, prefix=prefix, partition=partition,
+                                 sabotage=sabotage, topic_arn=topic_arn,
+                                 muted_arn=muted_topic.arn if muted_topic else None, arn=arn),
     )
 
 

@@ -1,6 +1,7 @@
 """Shared by the CIS tests: a client factory on the moto server and what the backend holds for the CIS controls."""
 
 import boto3
+from moto_gaps import MotoGaps
 
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -11,14 +12,15 @@ EMPTY_ALARM_FIELDS = ("OKActions", "InsufficientDataActions", "Dimensions")
 class Clients:
     """deploy()'s client factory: one boto3 client per service, cached, on the given endpoint."""
 
-    def __init__(self, url):
-        self.session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    def __init__(self, url, region=REGION):
+        self.session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
         self.url = url
         self._clients = {}
 
     def __call__(self, service):
         if service not in self._clients:
             self._clients[service] = self.session.client(service, endpoint_url=self.url)
+            self._clients[service].meta.events.register("before-call.*.*", MotoGaps())  # what plain moto lacks
         return self._clients[service]
 
 

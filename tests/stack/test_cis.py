@@ -142,7 +142,7 @@ def test_deploy_creates_every_filter_and_alarm_exactly(stack):
     # the fifteen CIS alarms and the notification chain's own, on failed deliveries
     assert [c for c in report.changes if c.startswith("PutMetricAlarm ")] == [
         f"PutMetricAlarm {name}" for name in [*(c.alarm.name for c in desired.controls),
-                                              "gameday-security-delivery-failures"]]
+                                              "gameday-security-delivery-failures", desired.workload.alarm.name]]
     assert cis_state(client, desired) == desired_cis_state(desired)
     alarms = client("cloudwatch").describe_alarms(AlarmNamePrefix="gameday-cis-")["MetricAlarms"]
     assert len(alarms) == 15
@@ -227,7 +227,9 @@ def _delivery_failure_actions(client, desired):
 
 
 def _topics(client):
-    return sorted(t["TopicArn"].rsplit(":", 1)[1] for t in client("sns").list_topics()["Topics"])
+    """The notification chain's topics (part 5's ops topic is not one of them)."""
+    names = (t["TopicArn"].rsplit(":", 1)[1] for t in client("sns").list_topics()["Topics"])
+    return sorted(name for name in names if "-security" in name)
 
 
 def test_sabotage_variants_deploy_exactly_on_a_live_stack(stack):
@@ -268,21 +270,24 @@ def test_sabotage_variants_deploy_exactly_on_a_live_stack(stack):
 
 def test_teardown_of_a_silenced_stack_removes_only_its_own_parts(stack):
     client, desired, _ = stack
-    other = desired_state(account_id=ACCOUNT, region=REGION, prefix="other", sabotage="detection")
-    deploy(client, other)
+    # AWS Config allows one recorder per region: a second stack lives in another region (IAM names are shared).
+    there = Clients(client.url, region="us-west-2")
+    other = desired_state(account_id=ACCOUNT, region="us-west-2", prefix="other", sabotage="detection")
+    deploy(there, other)
 
-    report = teardown(client, other)
+    report = teardown(there, other)
 
-    # the functions never ran here, so they wrote no log groups
+    # the app-logging part keeps parts 1-3's function log groups; parts 4 and 5's functions never ran here
     assert {k for k, v in report.resources.items() if v != "deleted"} == {
-        "function_logs", "alarms_function_logs", "sns_function_logs"}
+        "infra_function_logs", "classifier_function_logs"}
     assert {"alarms", "metric_filters", "muted_topic", "alarms_function", "alarms_rule", "key", "topic",
             "fallback_topic", "sns_function", "sns_rule", "break_glass_role"} <= set(report.resources)
-    assert client("cloudwatch").describe_alarms(AlarmNamePrefix="other-")["MetricAlarms"] == []
-    assert _topics(client) == ["gameday-security", "gameday-security-fallback"]
-    assert client("events").list_rules(NamePrefix="other-")["Rules"] == []
+    assert there("cloudwatch").describe_alarms(AlarmNamePrefix="other-")["MetricAlarms"] == []
+    assert _topics(there) == [] and _topics(client) == ["gameday-security", "gameday-security-fallback"]
+    assert there("events").list_rules(NamePrefix="other-")["Rules"] == []
+    assert client("iam").get_role(RoleName=desired.names.break_glass_role)  # a shared namespace, left alone
     assert cis_state(client, desired) == desired_cis_state(desired)  # the other stack's parts are untouched
-    assert set(teardown(client, other).resources.values()) == {"absent"}
+    assert set(teardown(there, other).resources.values()) == {"absent"}
 
 
 def _record(label, event_source, event_name, **request_parameters):

@@ -7,6 +7,7 @@ import logging
 import boto3
 import pytest
 import requests
+from moto_gaps import MotoGaps
 
 from harness.stack.deploy import deploy
 from harness.stack.desired import FUNCTION_ENV_VAR, FUNCTION_SOURCE, desired_state
@@ -30,6 +31,7 @@ def stack(moto_url):
     def client(service):
         if service not in clients:
             clients[service] = session.client(service, endpoint_url=moto_url)
+            clients[service].meta.events.register("before-call.*.*", MotoGaps())  # what plain moto lacks
         return clients[service]
 
     desired = desired_state(account_id=ACCOUNT, region=REGION)
