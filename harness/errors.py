@@ -126,6 +126,22 @@ class PreventionMissing(ScenarioFailed):
         return type(self), (self.what,)
 
 
+class UnwantedNotification(ScenarioFailed):
+    """A notification the stack must not send arrived (a false positive), within the window watched."""
+
+    def __init__(self, what: str, elapsed_aws_s: float, window_aws_s: float) -> None:
+        self.what = what
+        self.elapsed_aws_s = elapsed_aws_s
+        self.window_aws_s = window_aws_s
+        super().__init__(
+            f"false positive: a notification about {what} arrived {_aws(elapsed_aws_s)} s after injection, "
+            f"in the {_aws(window_aws_s)} s window that must stay quiet (AWS time)"
+        )
+
+    def __reduce__(self):
+        return type(self), (self.what, self.elapsed_aws_s, self.window_aws_s)
+
+
 class SteadyStateViolated(ScenarioFailed):
     """The steady-state hypothesis did not hold before or after the fault."""
 

@@ -35,6 +35,9 @@ TRANSIENT_CODES = frozenset({
     "InternalFailure",
 })
 TRANSIENT_ERRORS = (EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError, ReadTimeoutError)
+# A ramped wait_for sleeps this share of the time waited so far between attempts, never less than RAMP_FIRST_S.
+RAMP_SHARE = 0.5
+RAMP_FIRST_S = 0.01
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -50,21 +53,30 @@ def interval_for(timeout: float) -> float:
 
 
 class _wait_until(wait_base):
-    """wait_fixed, shortened so the next attempt still starts inside the budget."""
+    """wait_fixed (or a ramp up to it), shortened so the next attempt still starts inside the budget."""
 
-    def __init__(self, interval: float, budget: float) -> None:
+    def __init__(self, interval: float, budget: float, ramp: bool = False) -> None:
         self.fixed = wait_fixed(interval)
+        self.interval = interval
         self.budget = budget
+        self.ramp = ramp
 
     def __call__(self, retry_state: RetryCallState) -> float:
-        return max(0.0, min(self.fixed(retry_state), self.budget - retry_state.seconds_since_start))
+        wait = self.fixed(retry_state)
+        if self.ramp:
+            # Sleep a share of the time already waited: a condition that holds soon is seen soon, a slow one is
+            # still polled no more often than every `interval` once the wait has grown long.
+            wait = min(self.interval, max(RAMP_FIRST_S, retry_state.seconds_since_start * RAMP_SHARE))
+        return max(0.0, min(wait, self.budget - retry_state.seconds_since_start))
 
 
-def wait_for(probe: Callable[[], T], *, timeout: float, interval: float, describe: str) -> T | None:
+def wait_for(probe: Callable[[], T], *, timeout: float, interval: float, describe: str,
+             ramp: bool = False) -> T | None:
     """Call probe until it returns something truthy; None once the deadline passes.
 
     Transient errors are retried until the deadline, then raised as HarnessBroken;
-    any other error propagates at once.
+    any other error propagates at once. With `ramp`, the first retries come sooner
+    and the pause grows with the time waited, up to `interval`.
     """
     if timeout < 0 or interval <= 0:
         raise ValueError(f"{describe}: timeout must be >= 0 and interval > 0, got {timeout}, {interval}")
@@ -94,7 +106,7 @@ def wait_for(probe: Callable[[], T], *, timeout: float, interval: float, describ
 
     retrying = Retrying(
         stop=stop_after_delay(budget),
-        wait=_wait_until(interval, budget),
+        wait=_wait_until(interval, budget, ramp),
         retry=retry_if_result(lambda value: not value) | retry_if_exception(is_transient),
         retry_error_callback=give_up,
     )

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from harness import reporting
 from harness.errors import (DetectionMissing, DetectionSlaBreached, HarnessBroken, PreventionMissing,
-                            RemediationMissing, RemediationSlaBreached, SteadyStateViolated)
+                            RemediationMissing, RemediationSlaBreached, SteadyStateViolated, UnwantedNotification)
 from harness.faults import Fault
 from harness.journal import Journal
 from harness.poll import interval_for, wait_for
@@ -30,6 +30,9 @@ LATE_GRACE = 0.5
 SETTLE_AWS_S = 30.0
 # How AWS services say a policy refused a call (SNS says AuthorizationError).
 ACCESS_DENIED = ("AuthorizationError", "AccessDenied", "AccessDeniedException")
+# Seconds SQS's SentTimestamp may lag the harness's clock (a message older than injection minus this is stale).
+INBOX_SKEW_S = 1.0
+_QUIET = object()  # the sink stayed quiet for the whole window
 # Trace hop statuses that mean trouble (a hop skipped because an earlier resource is missing is neither).
 TRACE_TROUBLE = ("broken", "unknown")
 
@@ -48,6 +51,12 @@ class GameDay:
         self.timeline: list[dict] = []
         self.detection: Notification | None = None
         self._injected = False
+        self._inboxes: dict[str, Sink] = {}  # queues other than the sink (an ops inbox), read from injection on
+
+    @property
+    def injected_at(self) -> float | None:
+        """Epoch seconds the current fault was injected (a probe made after it looks no further back)."""
+        return self.clock.injected_at
 
     # -- the scenario's verbs ----------------------------------------------------------
 
@@ -56,13 +65,8 @@ class GameDay:
         """Apply a fault for the body of the `with`; always revert it, then check steady state again."""
         steady, before = fault.steady(), fault.precondition()
         with reporting.phase(f"steady state before: {before.description}"):
-            if fault.settle_within:
-                # e.g. an alarm still in ALARM from earlier activity must recover before a new breach can show.
-                limit = self.clock.wall_limit(fault.settle_within)
-                self._call(lambda: wait_for(lambda: before(self.aws)[0] or None, timeout=limit,
-                                            interval=interval_for(limit), describe=before.description),
-                           before.description)
-            ok, evidence = self._observe(before)
+            # e.g. an alarm still in ALARM from earlier activity must recover before a new breach can show.
+            ok, evidence = self._holds_within(before, self.clock.wall_limit(fault.settle_within))
             self._note("steady state before", evidence=evidence, holds=ok)
             if not ok:
                 raise SteadyStateViolated(f"before injecting {fault.describe()}: {evidence}")
@@ -138,15 +142,24 @@ class GameDay:
                        f"confirming {endpoint}")
             self._note("confirmed by the endpoint's owner", endpoint=endpoint)
 
-    def expect_notification(self, matching: dict[str, Any], *, within: float | None = None) -> Notification:
-        """A notification about the fault reaches the sink within the detection SLA (AWS seconds)."""
+    def expect_notification(self, matching: dict[str, Any], *, within: float | None = None, inbox: str | None = None,
+                            meanwhile: Probe | None = None) -> Notification:
+        """A notification about the fault reaches the sink (or the `inbox` queue) within the detection SLA (AWS s).
+
+        When none does, `meanwhile` says what happened instead (e.g. the group only scaled out) in the failure.
+        """
         limit = within if within is not None else self.scenario.detect_within
         what = ", ".join(f"{k}={v}" for k, v in matching.items())
-        with reporting.phase(f"detect: notification about {what} within {limit:g} s"):
-            found = self._poll_until(lambda: next((n for n in self.sink.receive() if n.matches(matching)), None),
+        where = f" in {inbox.rsplit('/', 1)[-1]}" if inbox else ""
+        with reporting.phase(f"detect: notification about {what}{where} within {limit:g} s"):
+            found = self._poll_until(lambda: next((n for n in self._receive(inbox) if n.matches(matching)), None),
                                      limit, what)
             if found is None:
-                raise DetectionMissing(what, limit, self.clock.wall_limit(limit))
+                missing = f"no notification about {what} reached {inbox}" if inbox else None
+                if meanwhile is not None:
+                    _, evidence = self._observe(meanwhile)
+                    missing = f"no notification about {what} reached {inbox or 'the sink'}; meanwhile {evidence}"
+                raise DetectionMissing(what, limit, self.clock.wall_limit(limit), missing=missing)
             self.clock.detected(found.sent_at)
             self.detection = found
             self._note("notification received", sent_at=found.sent_at, message_id=found.message_id)
@@ -156,6 +169,44 @@ class GameDay:
             if self.clock.ttd_aws is not None and self.clock.ttd_aws > limit:
                 raise DetectionSlaBreached(what, self.clock.ttd_aws, limit)
             return found
+
+    def expect_no_notification(self, matching: dict[str, Any] | None = None, *, within: float) -> None:
+        """The false-positive guard: nothing matching (anything, by default) reaches the sink from injection until
+        `within` AWS seconds from now; the sink is read for the whole window."""
+        what = ", ".join(f"{k}={v}" for k, v in (matching or {}).items()) or "anything"
+        with reporting.phase(f"detect: no notification about {what} for {within:g} s"):
+            wall = self.clock.wall_limit(within)
+            deadline = time.monotonic() + wall
+
+            def unwanted() -> Notification | None:
+                # Sent before injection (after the drain) is a late delivery about something else.
+                found = next((n for n in self.sink.receive() if n.matches(matching or {})
+                              and n.sent_at >= (self.clock.injected_at or 0.0)), None)
+                return found if found is not None or time.monotonic() < deadline else _QUIET
+
+            seen = self._call(lambda: wait_for(unwanted, timeout=wall * 1.5 + 1.0, interval=interval_for(wall),
+                                               describe=f"the sink quiet for {within:g} s"), what)
+            if isinstance(seen, Notification):
+                elapsed = self.clock.to_aws(seen.sent_at - (self.clock.injected_at or seen.sent_at))
+                reporting.attach_json("unwanted notification", seen.payload)
+                raise UnwantedNotification(what, elapsed, within)
+            self._note("no notification", window_aws_s=within)
+
+    def expect_observed(self, probe: Probe, *, within: float | None = None) -> str:
+        """Part of detection: the probe holds within the detection SLA (e.g. the group scaled out)."""
+        limit = within if within is not None else self.scenario.detect_within
+        with reporting.phase(f"detect: {probe.description} within {limit:g} s"):
+            def held() -> str | None:
+                ok, evidence = probe(self.aws)
+                return evidence if ok else None
+
+            seen = self._poll_until(held, limit, probe.description)
+            if seen is None:
+                _, evidence = self._observe(probe)
+                raise DetectionMissing(probe.description, limit, self.clock.wall_limit(limit),
+                                       missing=f"{probe.description}: never (last seen: {evidence})")
+            self._note("observed", evidence=seen)
+            return seen
 
     def expect_alarm(self, alarm: str, *, within: float | None = None) -> Notification:
         """The alarm goes to ALARM (its history says so) and its notification reaches the sink within the SLA."""
@@ -227,6 +278,14 @@ class GameDay:
 
     # -- internals -------------------------------------------------------------------
 
+    def _receive(self, inbox: str | None) -> list[Notification]:
+        """What arrived in the sink, or in another queue since injection (that one was not drained before it)."""
+        if not inbox or inbox == self.sink.queue_url:
+            return self.sink.receive()
+        sink = self._inboxes.setdefault(inbox, Sink(self.aws.client("sqs"), inbox))
+        since = (self.clock.injected_at or 0.0) - INBOX_SKEW_S
+        return [n for n in sink.receive() if n.sent_at >= since]
+
     def _poll_until(self, probe: Any, limit_aws: float, describe: str) -> Any:
         """Poll until the SLA (measured from injection) plus grace; late findings are still returned."""
         deadline_wall = self.clock.wall_limit(limit_aws) * (1 + LATE_GRACE)
@@ -234,7 +293,7 @@ class GameDay:
         # wait_for retries throttling and dropped connections; anything else is the harness failing: broken.
         return self._call(lambda: wait_for(probe, timeout=remaining,
                                            interval=interval_for(self.clock.wall_limit(limit_aws)),
-                                           describe=describe), describe)
+                                           describe=describe, ramp=True), describe)
 
     def _revert(self, fault: Fault, snapshot: dict | None, entry: str, in_flight: BaseException | None) -> None:
         with reporting.phase(f"revert: {fault.describe()}"), _shielded_from_interrupts():
@@ -251,14 +310,22 @@ class GameDay:
 
     def _settle(self, fault: Fault, steady: Probe) -> None:
         with reporting.phase(f"steady state after: {steady.description}"):
-            limit = self.clock.wall_limit(SETTLE_AWS_S)
-            held = self._call(lambda: wait_for(lambda: steady(self.aws)[0] or None, timeout=limit,
-                                               interval=interval_for(limit), describe=steady.description),
-                              steady.description)
-            _, evidence = self._observe(steady)
-            self._note("steady state after", evidence=evidence, holds=bool(held))
+            held, evidence = self._holds_within(steady, self.clock.wall_limit(SETTLE_AWS_S))
+            self._note("steady state after", evidence=evidence, holds=held)
             if not held:
                 raise SteadyStateViolated(f"after reverting {fault.describe()}: {evidence}")
+
+    def _holds_within(self, probe: Probe, limit: float) -> tuple[bool, str]:
+        """Look at `probe` until it holds or `limit` wall seconds pass (0: one look); the last look's verdict."""
+        last: list[tuple[bool, str]] = [(False, "not looked at")]
+
+        def look() -> tuple[bool, str] | None:
+            last[0] = probe(self.aws)
+            return last[0] if last[0][0] else None
+
+        self._call(lambda: wait_for(look, timeout=limit, interval=interval_for(limit), describe=probe.description,
+                                    ramp=True), probe.description)
+        return last[0]
 
     def _observe(self, probe: Probe) -> tuple[bool, str]:
         return self._call(lambda: probe(self.aws), probe.description)

@@ -23,6 +23,14 @@ class Capability(str, Enum):
     ALARMS = "CloudWatch alarms are evaluated and notify SNS"
     SNS_SEMANTICS = "SNS enforces topic policies and KMS, counts failed deliveries and suspends e-mail endpoints"
     MAILBOX = "the harness can read what SNS sends to e-mail endpoints (to confirm a subscription)"
+    CONFIG_RULES = "AWS Config evaluates managed rules and runs remediations"
+    GUARDDUTY = "GuardDuty produces findings"
+    ACCOUNT_FACTS = "the backend can set account facts no API can (an access key's age)"
+    ROOT_MFA = "an emulated root user (Gameday will not touch the root user's MFA on a real account)"
+    CLOUDFRONT = "CloudFront distributions with standard logging"
+    AUTOSCALING = "alarm actions run Auto Scaling policies, and a CPU stress command drives the instances' metrics"
+    INSPECTOR_ON_DEMAND = "the backend can make Inspector report a vulnerable package on a chosen instance"
+    PATCH_COMPLIANCE = "SSM patch compliance changes reach EventBridge"
 
 
 # What the CloudTrail-tampering scenarios need from a backend.
@@ -37,6 +45,17 @@ SNS_CHAIN = frozenset({*CIS_CHAIN, Capability.SNS_SEMANTICS})
 TRACE_CHAIN = frozenset({Capability.SNS_SEMANTICS, Capability.LAMBDA_EXECUTION})
 # A CIS control tripped by writing a record to the log group: no CloudTrail machinery needed.
 CIS_RECORD_CHAIN = frozenset({Capability.METRIC_FILTERS, Capability.ALARMS, Capability.SNS_TO_SQS})
+# Tampering with Config, flow logs, GuardDuty or the network: the record, the rule, the page, the repairing function.
+INFRA_CHAIN = CLOUDTRAIL_CHAIN
+# A Config rule's compliance change, routed by EventBridge to the security topic.
+CONFIG_CHAIN = frozenset({Capability.CONFIG_RULES, Capability.EVENTBRIDGE_TARGETS, Capability.SNS_TO_SQS})
+# A GuardDuty finding, routed by EventBridge to the security topic.
+GUARDDUTY_CHAIN = frozenset({Capability.GUARDDUTY, Capability.EVENTBRIDGE_TARGETS, Capability.SNS_TO_SQS})
+# A CPU spike on the workload: the alarm, its scale-out policy, the classifier, the page or the ops report.
+WORKLOAD_CHAIN = frozenset({Capability.AUTOSCALING, Capability.ALARMS, Capability.EVENTBRIDGE_TARGETS,
+                            Capability.LAMBDA_EXECUTION, Capability.SNS_TO_SQS})
+# Application logging switched off or shortened: the record, the rule, the page (detection only).
+APPLOG_CHAIN = frozenset({Capability.CLOUDTRAIL_EVENTS, Capability.EVENTBRIDGE_TARGETS, Capability.SNS_TO_SQS})
 _MITRE = re.compile(r"^T\d{4}(\.\d{3})?$")
 
 
@@ -54,6 +73,9 @@ class Scenario:
     feature: str = ""
     requires: frozenset[Capability] = field(default_factory=frozenset)
     prevents: bool = False  # a policy must also refuse the fault to an ordinary principal
+    # What the scenario leaves behind for a while, as AWS would (e.g. failed deliveries keep an alarm red for
+    # minutes): the catalog runs such scenarios last, so the others do not wait for it to clear.
+    aftermath: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mitre", tuple(self.mitre))

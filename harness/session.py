@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from harness import backends
 from harness.config import Settings
@@ -49,6 +51,30 @@ def _confirm_oncall(backend: Any, stack: StackOutputs) -> None:
 
 def start_session(settings: Settings, *, port: int = 0, warm: bool = True) -> Session:
     """Start the backend and deploy (or load) the stack; GamedayError on bad input, nothing changed."""
+    with _long_lived_start():
+        return _start(settings, port=port, warm=warm)
+
+
+@contextmanager
+def _long_lived_start() -> Iterator[None]:
+    """No cyclic GC while moto and the stack load; then what they built is frozen out of later collections.
+
+    It lives as long as the process (moto's backends, botocore's models): every full collection rescanned it,
+    about half a second each, several times during start-up and five more times at pytest's exit.
+    """
+    enabled = gc.isenabled()
+    gc.unfreeze()  # an earlier session's objects can be collected again (a process may start several)
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect()  # start-up's own garbage goes now rather than being frozen with the rest
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+
+def _start(settings: Settings, *, port: int, warm: bool) -> Session:
     backend = backends.create(settings, port=port, warm=warm)
     backend.start()
     try:

@@ -7,6 +7,7 @@ import fnmatch
 import ipaddress
 import json
 import math
+import os
 import threading
 import time
 import urllib.error
@@ -308,23 +309,23 @@ class Facts:
         return self._memo("filter_matches", lambda: self.client("logs").test_metric_filter(
             filterPattern=f["filterPattern"], logEventMessages=[json.dumps(record)]).get("matches", []))
 
+    def _alarms(self) -> dict[str, dict]:
+        """The control's alarm and the stack's delivery alarm (if it names one) that exist, from one DescribeAlarms."""
+        names = [self.stack.alarm_names[self.control]] + [n for n in [self.stack.delivery_failures_alarm] if n]
+        return self._memo("alarms", lambda: {a["AlarmName"]: a for a in self.client("cloudwatch").describe_alarms(
+            AlarmNames=names).get("MetricAlarms", [])})
+
     def alarm(self) -> dict:
         name = self.stack.alarm_names[self.control]
-
-        def fetch() -> dict:
-            found = self.client("cloudwatch").describe_alarms(AlarmNames=[name]).get("MetricAlarms", [])
-            if not found:
-                raise Missing(f"alarm {name} does not exist")
-            return found[0]
-        return self._memo("alarm", fetch)
+        found = self._alarms().get(name)
+        if found is None:
+            raise Missing(f"alarm {name} does not exist")
+        return found
 
     def delivery_alarm(self) -> dict | None:
         """The stack's own alarm on failed deliveries, if it names one and it exists."""
         name = self.stack.delivery_failures_alarm
-        if not name:
-            return None
-        return self._memo("delivery_alarm", lambda: next(iter(self.client("cloudwatch").describe_alarms(
-            AlarmNames=[name]).get("MetricAlarms", [])), None))
+        return self._alarms().get(name) if name else None
 
     def action_topics(self) -> dict[str, Exception | None]:
         """Each SNS alarm action but the security topic (topic.exists checks it) -> None, or the error it got."""
@@ -397,11 +398,22 @@ class Facts:
     def rules(self) -> dict[str, tuple[dict, list] | Exception]:
         names = rule_names(self.stack)
 
-        def one(name: str) -> tuple[dict, list]:
+        def fetch() -> dict[str, tuple[dict, list] | Exception]:
+            if not names:
+                return {}
             events = self.client("events")
-            rule = _missing_on_not_found(f"rule {name}", lambda: events.describe_rule(Name=name))
-            return rule, events.list_targets_by_rule(Rule=name).get("Targets", [])
-        return self._memo("rules", lambda: dict(zip(names, _parallel(one, names), strict=True)))
+            # One ListRules answers every rule's State (as DescribeRule does, one call per rule).
+            prefix = os.path.commonprefix(names)
+            listed = {r["Name"]: r for page in events.get_paginator("list_rules").paginate(
+                **({"NamePrefix": prefix} if prefix else {})) for r in page.get("Rules", [])}
+
+            def one(name: str) -> tuple[dict, list]:
+                if name not in listed:
+                    raise Missing(f"rule {name} does not exist")
+                return listed[name], _missing_on_not_found(f"rule {name}", lambda: events.list_targets_by_rule(
+                    Rule=name).get("Targets", []))
+            return dict(zip(names, _parallel(one, names), strict=True))
+        return self._memo("rules", fetch)
 
 
 def rule_names(stack: StackOutputs) -> list[str]:
@@ -977,7 +989,7 @@ def check_rules_enabled(f: Facts) -> Verdict:
             problems.append(f"rule {name} does not exist")
             fixes.append(f"recreate rule {name} (redeploy the stack)")
         elif isinstance(answer, Exception):
-            return UNKNOWN, f"DescribeRule {name}: {answer}", _permission_fix(answer)
+            return UNKNOWN, f"ListTargetsByRule {name}: {answer}", _permission_fix(answer)
         else:
             rule, targets = answer
             if rule.get("State") not in ENABLED_STATES:
@@ -1102,7 +1114,7 @@ def send_canary(aws: Any, stack: StackOutputs, report: TraceReport, *, timeout: 
     try:
         watch.write(report.control)
         if watch.written:
-            wait_for(watch.observe, timeout=deadline, interval=interval_for(deadline), describe="canary")
+            wait_for(watch.observe, timeout=deadline, interval=interval_for(deadline), describe="canary", ramp=True)
     except (ClientError, BotoCoreError, HarnessBroken) as exc:
         watch.error = exc
     finally:

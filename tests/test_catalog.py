@@ -18,6 +18,11 @@ CATALOG = load_catalog(ROOT / "scenarios")
 EXPECTED = {"detection": "detection missing", "remediation": "remediation missing",
             "prevention": "prevention missing"}
 TRACED = "gameday trace"  # the tracer's acceptance scenarios: they detect through a trace, not a notification
+# Negative controls that must also say why they failed: the miner was only autoscaled, then left unisolated.
+REASONS = {("cpu-spike-cryptomining", "detection"): ("meanwhile group", "scaled out"),
+           ("cpu-spike-cryptomining", "remediation"): ("quarantined", "not only"),
+           # The Config path's own remediation was missed, with the EventBridge path held: the trail stayed stopped.
+           ("cloudtrail-disabled-config-path", "remediation"): ("StartTrailLogging", "IsLogging=False")}
 
 
 def expected_failure(scenario: Scenario, mode: str) -> str:
@@ -29,6 +34,14 @@ def expected_failure(scenario: Scenario, mode: str) -> str:
 
 def test_catalog_is_not_empty():
     assert len(CATALOG) >= 4
+
+
+def test_a_real_account_skips_what_only_an_emulated_one_allows_and_says_why():
+    from harness.backends.aws import AwsBackend
+
+    scenario = next(s for s, _, _ in CATALOG if s.id == "root-mfa-disabled")
+    missing = [c.value for c in scenario.requires if c not in AwsBackend.capabilities]
+    assert missing and "will not touch the root user's MFA" in " ".join(missing)
 
 
 @pytest.mark.parametrize("scenario,path,doc", CATALOG, ids=[s.id for s, _, _ in CATALOG])
@@ -84,6 +97,8 @@ def test_every_scenario_fails_its_negative_controls(runs, mode: str, scenario: S
     result = next(r for r in summary["results"] if r["scenario"] == scenario.id)
     assert result["verdict"] == "failed", result
     assert result["reason"].startswith(expected_failure(scenario, mode)), result["reason"]
+    for needed in REASONS.get((scenario.id, mode), ()):
+        assert needed in result["reason"], result["reason"]
     if scenario.feature == TRACED:  # and it names the hop the sabotage broke
         assert "alarm.targets_topic" in result["reason"] or "rules.enabled" in result["reason"], result["reason"]
 
@@ -114,6 +129,13 @@ def test_every_scenario_passes_on_the_healthy_stack_within_its_slas(runs, scenar
     assert events[:3] == ["steady state before", "injected", detected]
     assert events[-2:] == ["reverted", "steady state after"]
     assert ("restored" in events) == (scenario.remediate_within is not None)
+
+
+def test_the_false_positive_guard_scales_out_and_watches_the_sink_for_its_window(runs):
+    *_, summary, _ = runs["healthy"]
+    result = next(r for r in summary["results"] if r["scenario"] == "cpu-spike-legitimate-load")
+    events = [e["event"] for e in result["timeline"]]
+    assert events.index("notification received") < events.index("observed") < events.index("no notification")
 
 
 @pytest.mark.parametrize("scenario", [s for s, _, _ in CATALOG], ids=[s.id for s, _, _ in CATALOG])

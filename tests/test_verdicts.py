@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from harness.errors import DetectionMissing, DetectionSlaBreached, verdict_of
+from harness.errors import DetectionMissing, DetectionSlaBreached, UnwantedNotification, verdict_of
 from harness.journal import Journal
 from harness.runner import GameDay
 from harness.scenario import Scenario
@@ -138,3 +139,25 @@ def test_no_notification_is_failed_as_missing():
     run = gameday_with_sink(delay=None)
     with pytest.raises(DetectionMissing):
         run.expect_notification(matching={"detail.eventName": "StopLogging"})
+
+
+def test_a_notification_in_the_quiet_window_is_a_false_positive_and_fails():
+    run = gameday_with_sink(delay=0.05)  # 30 s of AWS time after injection, inside a 60 s window
+    with pytest.raises(UnwantedNotification) as err:
+        run.expect_no_notification(matching={"detail.eventName": "StopLogging"}, within=60)
+    assert err.value.elapsed_aws_s == pytest.approx(30, abs=1)
+    assert verdict_of(err.value) == "failed"
+
+
+def test_a_quiet_sink_passes_only_after_the_whole_window():
+    run = gameday_with_sink(delay=None)
+    started = time.monotonic()
+    run.expect_no_notification(within=60)  # 0.1 s wall at scale 600
+    assert time.monotonic() - started >= 0.1
+    assert run.timeline[-1]["event"] == "no notification"
+
+
+def test_a_late_delivery_sent_before_injection_is_not_a_false_positive():
+    run = gameday_with_sink(delay=-0.5)
+    run.expect_no_notification(matching={"detail.eventName": "StopLogging"}, within=60)
+    assert run.timeline[-1]["event"] == "no notification"

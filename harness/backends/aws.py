@@ -11,7 +11,10 @@ from harness.errors import AccountNotAllowed, EndpointUnreachable
 
 class AwsBackend(Backend):
     name = "aws"
-    capabilities = frozenset(Capability) - {Capability.MAILBOX}  # nobody reads the on-call mailbox for us
+    # Nobody reads the on-call mailbox for us, no API ages a key or switches the root user's MFA, and no API makes
+    # Inspector report a chosen instance (docs/aws-backend-part5.md).
+    capabilities = frozenset(Capability) - {Capability.MAILBOX, Capability.ACCOUNT_FACTS, Capability.ROOT_MFA,
+                                            Capability.INSPECTOR_ON_DEMAND}
 
     def start(self) -> None:
         self._session = boto3.Session(profile_name=self.settings.profile, region_name=self.region)

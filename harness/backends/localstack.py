@@ -11,12 +11,14 @@ from localstack_client.session import Session
 from harness.backends.base import Backend, Capability
 from harness.errors import EndpointUnreachable
 
-# Community LocalStack: no CloudTrail and no Lambda without Docker (DESIGN.md), so these scenarios skip.
+# Community LocalStack: no CloudTrail, no Lambda without Docker, no Config evaluation, no GuardDuty (DESIGN.md),
+# so these scenarios skip.
 _SERVICE_CAPABILITIES = {
     "sns": Capability.SNS_TO_SQS,
     "events": Capability.EVENTBRIDGE_TARGETS,
     "logs": Capability.METRIC_FILTERS,
     "cloudwatch": Capability.ALARMS,
+    "cloudfront": Capability.CLOUDFRONT,  # a Pro service: the community edition's health does not list it
 }
 
 

@@ -58,3 +58,6 @@ def rebuild(name: str, params: dict) -> Fault:
 
 
 from harness.faults import cis, cloudtrail, cloudwatch, events, sns, trace  # noqa: E402,F401  (the catalog: harness.faults.<service>)
+from harness.faults import config, flowlogs, guardduty, iam, network  # noqa: E402,F401
+from harness.faults import applogs  # noqa: E402,F401
+from harness.faults import cpu, findings  # noqa: E402,F401

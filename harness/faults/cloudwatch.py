@@ -206,7 +206,7 @@ class FailAlarmAction(AlarmFault):
             history = aws.client("cloudwatch")
             wait_for(lambda: _failed_action(history, self.alarm, started), timeout=ACTION_RESULT_WAIT_S,
                      interval=interval_for(ACTION_RESULT_WAIT_S),
-                     describe=f"a failed action in the history of {self.alarm}")
+                     describe=f"a failed action in the history of {self.alarm}", ramp=True)
         finally:
             grant.revert(aws, key_state)
 

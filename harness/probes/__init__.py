@@ -36,3 +36,6 @@ def all_of(description: str, *probes: Probe) -> Probe:
 
 
 from harness.probes import cloudtrail, cloudwatch, events, sns  # noqa: E402,F401  (the catalog: harness.probes.<service>)
+from harness.probes import config, flowlogs, guardduty, iam, network  # noqa: E402,F401
+from harness.probes import applogs  # noqa: E402,F401
+from harness.probes import scaling  # noqa: E402,F401
