@@ -139,10 +139,10 @@ def test_deploy_creates_every_filter_and_alarm_exactly(stack):
     client, desired, report = stack
     assert report.resources["metric_filters"] == report.resources["alarms"] == "created"
     assert sum(change.startswith("PutMetricFilter ") for change in report.changes) == 15
-    # the fifteen CIS alarms and the notification chain's own, on failed deliveries
+    # part 5's CPU alarm (deployed before the CIS filters), the fifteen CIS alarms, the chain's on failed deliveries
     assert [c for c in report.changes if c.startswith("PutMetricAlarm ")] == [
-        f"PutMetricAlarm {name}" for name in [*(c.alarm.name for c in desired.controls),
-                                              "gameday-security-delivery-failures", desired.workload.alarm.name]]
+        f"PutMetricAlarm {name}" for name in [desired.workload.alarm.name, *(c.alarm.name for c in desired.controls),
+                                              "gameday-security-delivery-failures"]]
     assert cis_state(client, desired) == desired_cis_state(desired)
     alarms = client("cloudwatch").describe_alarms(AlarmNamePrefix="gameday-cis-")["MetricAlarms"]
     assert len(alarms) == 15
