@@ -80,8 +80,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         scenario = _scenario_of(item)
         if scenario is not None:
             item.add_marker(pytest.mark.gameday(scenario.id))
-    # Scenarios that leave an aftermath run last (in file order among themselves): the rest need not wait it out.
-    items.sort(key=lambda item: (s := _scenario_of(item)) is not None and s.aftermath is not None)
 
 
 def _scenario_of(item: pytest.Item) -> Scenario | None:

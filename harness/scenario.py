@@ -73,9 +73,6 @@ class Scenario:
     feature: str = ""
     requires: frozenset[Capability] = field(default_factory=frozenset)
     prevents: bool = False  # a policy must also refuse the fault to an ordinary principal
-    # What the scenario leaves behind for a while, as AWS would (e.g. failed deliveries keep an alarm red for
-    # minutes): the catalog runs such scenarios last, so the others do not wait for it to clear.
-    aftermath: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mitre", tuple(self.mitre))

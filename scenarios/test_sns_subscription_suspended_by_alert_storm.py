@@ -12,7 +12,6 @@ SCENARIO = Scenario(
     detect_within=600,
     remediate_within=900,
     requires=SNS_CHAIN | {Capability.MAILBOX},
-    aftermath="the storm's deliveries to a suspended e-mail count as failures for an alarm period",
 )
 
 

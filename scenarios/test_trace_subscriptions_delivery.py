@@ -12,7 +12,6 @@ SCENARIO = Scenario(
     detect_within=300,
     remediate_within=None,
     requires=TRACE_CHAIN,
-    aftermath="failed deliveries keep the delivery-failures alarm red for an alarm period",
 )
 
 

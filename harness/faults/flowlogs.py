@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from harness.faults import Fault
 from harness.probes import Probe
 from harness.probes import flowlogs as probes
@@ -13,6 +15,7 @@ __all__ = ["delete_flow_logs"]
 
 # CreateFlowLogs' ResourceType for each kind of resource id.
 RESOURCE_TYPES = {"vpc-": "VPC", "subnet-": "Subnet", "eni-": "NetworkInterface"}
+ALREADY_EXISTS = "FlowLogAlreadyExists"
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,16 @@ class DeleteFlowLogs(Fault):
             return  # remediation already recreated it
         ec2 = aws.client("ec2")
         for flow_log in snapshot["flow_logs"]:
-            ec2.create_flow_logs(**create_params(flow_log))
+            # The stack's remediation may recreate it between the check above and this call: that is reverted too.
+            try:
+                answer = ec2.create_flow_logs(**create_params(flow_log))
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != ALREADY_EXISTS:
+                    raise
+                continue
+            failed = [u for u in answer.get("Unsuccessful", []) if u.get("Error", {}).get("Code") != ALREADY_EXISTS]
+            if failed:
+                raise RuntimeError(f"CreateFlowLogs refused to restore {flow_log['ResourceId']}: {failed[0]['Error']}")
 
 
 delete_flow_logs = DeleteFlowLogs
