@@ -19,7 +19,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from harness.assume import ClientFactory, assumed
 from harness.stack import notification
-from harness.stack.desired import (DesiredState, Function, Names, Permission, Queue, Role, Rule, StackOutputs,
+from harness.stack.desired import (DesiredState, Function, LogGroup, Names, Permission, Queue, Role, Rule, StackOutputs,
                                    Subscription, Topic, Trail)
 
 CREATED = "created"
@@ -126,7 +126,7 @@ def deploy(client: ClientFactory, desired: DesiredState) -> DeployReport:
     aws = functools.cache(client)
     report = DeployReport()
     log_role_changed = _ensure_role(aws("iam"), desired.log_role, report, "log_role")
-    _ensure_log_group(aws("logs"), desired, report)
+    _ensure_log_group(aws("logs"), desired.log_group, report)
     _ensure_bucket(aws("s3"), desired, report)
     _ensure_trail(aws("cloudtrail"), desired, report, role_changed=log_role_changed)
     key_arn = _ensure_key(aws("kms"), desired.key, report)
@@ -399,22 +399,22 @@ def _ensure_role(iam: Any, role: Role, report: DeployReport, key: str) -> bool:
     return report.resources[key] != UNCHANGED
 
 
-def _ensure_log_group(logs: Any, desired: DesiredState, report: DeployReport) -> None:
-    group = desired.log_group
+def _ensure_log_group(logs: Any, group: LogGroup, report: DeployReport, key: str = "log_group") -> None:
+    """The log group with its retention (every part of the stack keeps its logs this way)."""
     found = [
         g for g in _paginate(logs, "describe_log_groups", "logGroups", logGroupNamePrefix=group.name)
         if g["logGroupName"] == group.name
     ]
     if found:
-        report.note("log_group", UNCHANGED)
+        report.note(key, UNCHANGED)
         retention = found[0].get("retentionInDays")
     else:
         logs.create_log_group(logGroupName=group.name)
-        report.note("log_group", CREATED, f"CreateLogGroup {group.name}")
+        report.note(key, CREATED, f"CreateLogGroup {group.name}")
         retention = None
     if retention != group.retention_days:
         logs.put_retention_policy(logGroupName=group.name, retentionInDays=group.retention_days)
-        report.note("log_group", UPDATED, f"PutRetentionPolicy {group.name} {group.retention_days}")
+        report.note(key, UPDATED, f"PutRetentionPolicy {group.name} {group.retention_days}")
 
 
 def _ensure_bucket(s3: Any, desired: DesiredState, report: DeployReport) -> None:

@@ -12,9 +12,10 @@ from botocore.exceptions import ClientError
 from harness.assume import ClientFactory
 from harness.stack.applogs import AppLogs, Distribution, EcsApp, EdgeVpc, LoadBalancer
 from harness.stack.deploy import (CREATED, UNCHANGED, UPDATED, DeployError, DeployReport, _code, _delete,
-                                  _delete_bucket, _ensure_rule, _not_found, _paginate, _retrying,
+                                  _delete_bucket, _ensure_log_group, _ensure_rule, _not_found, _paginate,
+                                  _retrying,
                                   _while_iam_propagates, same_policy)
-from harness.stack.desired import Bucket, DesiredState, LogGroup
+from harness.stack.desired import Bucket, DesiredState
 
 # ELB writes a test file when access logs are switched on: a bucket policy put seconds ago can still be refused.
 _BUCKET_POLICY_NOT_READY = (("InvalidConfigurationRequest", "Access Denied"),)
@@ -40,7 +41,7 @@ def converge(aws: ClientFactory, desired: DesiredState, report: DeployReport) ->
     alb = _ensure_alb(aws("elbv2"), app.alb, vpc_id, subnets, report, policy_changed=policy_changed)
     distribution_id = _ensure_distribution(aws("cloudfront"), app.distribution, alb["DNSName"], report)
     for group in app.log_groups:
-        _ensure_log_group(aws("logs"), group, report)
+        _ensure_log_group(aws("logs"), group, report, key="app_log_groups")
     _ensure_ecs(aws("ecs"), app.ecs, report)
     _ensure_rule(aws("events"), app.rule(distribution_id), report, key="app_logging_rule")
     return {"alb_arn": alb["LoadBalancerArn"], "distribution_id": distribution_id}
@@ -215,21 +216,6 @@ def _distribution_setting(config: dict[str, Any], name: str) -> Any:
         return {k: logging.get(k, default) for k, default in
                 (("Enabled", False), ("IncludeCookies", False), ("Bucket", ""), ("Prefix", ""))}
     return config.get(name)
-
-
-def _ensure_log_group(logs: Any, group: LogGroup, report: DeployReport, key: str = "app_log_groups") -> None:
-    found = [g for g in _paginate(logs, "describe_log_groups", "logGroups", logGroupNamePrefix=group.name)
-             if g["logGroupName"] == group.name]
-    if found:
-        report.note(key, UNCHANGED)
-        retention = found[0].get("retentionInDays")
-    else:
-        logs.create_log_group(logGroupName=group.name)
-        report.note(key, CREATED, f"CreateLogGroup {group.name}")
-        retention = None
-    if retention != group.retention_days:
-        logs.put_retention_policy(logGroupName=group.name, retentionInDays=group.retention_days)
-        report.note(key, UPDATED, f"PutRetentionPolicy {group.name} {group.retention_days}")
 
 
 def _ensure_ecs(ecs: Any, app: EcsApp, report: DeployReport) -> None:

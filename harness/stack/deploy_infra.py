@@ -12,9 +12,10 @@ from botocore.exceptions import ClientError
 from harness.assume import ClientFactory
 from harness.stack.deploy import (ABSENT, CREATED, DELETED, UNCHANGED, UPDATED, DeployError, DeployReport, _code,
                                   _delete, _delete_bucket, _delete_role, _ensure_function, _ensure_permission,
-                                  _ensure_role, _ensure_rule, _exists, _not_found, _paginate, _remove_function,
+                                  _ensure_log_group, _ensure_role, _ensure_rule, _exists, _not_found, _paginate,
+                                  _remove_function,
                                   _while_iam_propagates, same_policy)
-from harness.stack.desired import Bucket, DesiredState, LogGroup
+from harness.stack.desired import Bucket, DesiredState
 from harness.stack.infra import STACK_TAG, Document, Infra, InfraNames, Network
 
 # Config checks the recorder's role and the channel's bucket when they are put: fresh IAM or bucket policy changes
@@ -40,7 +41,7 @@ def converge(aws: ClientFactory, desired: DesiredState, report: DeployReport) ->
     config_role_changed = _ensure_role(iam, infra.config_role, report, "config_role")
     bucket_changed = _ensure_bucket(aws("s3"), infra.config_bucket, desired, report)
     _ensure_role(iam, infra.flow_logs_role, report, "flow_logs_role")
-    _ensure_log_group(aws("logs"), infra.flow_log_group, report)
+    _ensure_log_group(aws("logs"), infra.flow_log_group, report, key="flow_log_group")
     ids = _ensure_network(ec2, infra, report)
     flow_log_ids = _ensure_flow_logs(ec2, infra, ids, report)
     detector_id = _ensure_detector(aws("guardduty"), infra, report)
@@ -138,21 +139,6 @@ def _ensure_bucket(s3: Any, bucket: Bucket, desired: DesiredState, report: Deplo
         s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(bucket.policy))
         report.note(key, UPDATED, f"PutBucketPolicy {bucket.name}")
     return report.resources[key] != UNCHANGED
-
-
-def _ensure_log_group(logs: Any, group: LogGroup, report: DeployReport, key: str = "flow_log_group") -> None:
-    found = [g for g in _paginate(logs, "describe_log_groups", "logGroups", logGroupNamePrefix=group.name)
-             if g["logGroupName"] == group.name]
-    if found:
-        report.note(key, UNCHANGED)
-        retention = found[0].get("retentionInDays")
-    else:
-        logs.create_log_group(logGroupName=group.name)
-        report.note(key, CREATED, f"CreateLogGroup {group.name}")
-        retention = None
-    if retention != group.retention_days:
-        logs.put_retention_policy(logGroupName=group.name, retentionInDays=group.retention_days)
-        report.note(key, UPDATED, f"PutRetentionPolicy {group.name} {group.retention_days}")
 
 
 def _tags(resource_type: str, name: str, prefix: str) -> list[dict[str, Any]]:
