@@ -10,7 +10,9 @@ SCENARIO = Scenario(
     mitre=["T1562.008"],
     severity="critical",
     detect_within=900,
-    remediate_within=3600 + 300,  # the rule's One_Hour frequency, then the remediation's retry window
+    # The fault asks for the evaluation at once (not the rule's One_Hour run): the evaluation's 900 s,
+    # then the remediation's retry window (5 attempts, 60 s apart).
+    remediate_within=900 + 300,
     requires=CONFIG_CHAIN | {Capability.LAMBDA_EXECUTION},
 )
 

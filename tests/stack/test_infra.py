@@ -913,8 +913,13 @@ def test_config_path_hands_a_resource_to_the_function(plane, live):
         def restored():
             return ec2.describe_flow_logs(Filter=[{"Name": "resource-id", "Values": [outputs.vpc_id]}])["FlowLogs"]
 
+        def finished():  # the execution's state is written after its action returns: wait for the outcome
+            runs = cfg.describe_remediation_execution_status(ConfigRuleName=rule)["RemediationExecutionStatuses"]
+            states = [(r["ResourceKey"]["resourceId"], r["State"]) for r in runs]
+            return states if states and all(state != "IN_PROGRESS" for _, state in states) else None
+
         assert wait_for(restored, timeout=60, interval=0.2, describe="the VPC's flow log recreated by Config's path")
-        runs = cfg.describe_remediation_execution_status(ConfigRuleName=rule)["RemediationExecutionStatuses"]
-        assert [(r["ResourceKey"]["resourceId"], r["State"]) for r in runs] == [(outputs.vpc_id, "SUCCEEDED")]
+        states = wait_for(finished, timeout=60, interval=0.2, describe="the remediation execution finished")
+        assert states == [(outputs.vpc_id, "SUCCEEDED")]
     finally:
         ev.enable_rule(Name=desired.infra.infra_rule.name)
