@@ -298,6 +298,13 @@ def user_identity(access_key_id: str | None) -> dict:
 _AWS_POLICY_ARN = "arn:aws:iam::aws:policy/"
 
 
+def forget_every_account() -> None:
+    """Drop every resource moto holds: a new endpoint is a new, empty AWS (moto keeps its state per process)."""
+    from moto.core.base_backend import BackendDict
+
+    BackendDict.reset()
+
+
 def serve_aws_managed_policies_on_demand() -> None:
     """Every AWS managed policy exists, as on AWS, but moto builds one only when a call names it.
 

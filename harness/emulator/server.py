@@ -138,6 +138,20 @@ class _QuietHandler(MotoRequestHandler):
         pass
 
 
+class _Dispatcher(DomainDispatcherApplication):
+    """moto's dispatcher, remembering which backend serves a host: moto works it out again on every request
+    (listing its package directory, trying every URL pattern) under a lock all requests share."""
+
+    def __init__(self, create_app: Callable):
+        super().__init__(create_app)
+        self._backends: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self, host: str | None) -> Any:
+        if host not in self._backends:  # called under moto's lock; the answer for a host never changes
+            self._backends[host] = super().get_backend_for_host(host)
+        return self._backends[host]
+
+
 class EmbeddedServer:
     """moto + the monitoring plane, served on a loopback address and a free port."""
 
@@ -155,7 +169,7 @@ class EmbeddedServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> str:
-        app = PlaneMiddleware(DomainDispatcherApplication(create_backend_app), self.plane)
+        app = PlaneMiddleware(_Dispatcher(create_backend_app), self.plane)
         self._server = make_server(self.host, self.port, app, threaded=True, request_handler=_QuietHandler)
         self.port = self._server.server_address[1]
         try:

@@ -11,7 +11,6 @@ from pathlib import Path
 import boto3
 import pytest
 import requests
-from moto.core.base_backend import BackendDict
 from moto_gaps import MotoGaps
 
 from harness.backends.embedded import EmbeddedBackend
@@ -805,7 +804,6 @@ def test_teardown_deletes_the_detector_it_created(moto_url):
 
 @pytest.fixture(scope="module")
 def plane():
-    BackendDict.reset()  # moto's state is per process: none of what the moto tests above left
     backend = EmbeddedBackend(Settings())
     backend.start()
     yield backend

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 import pytest
 from botocore.exceptions import ClientError
-from moto.core.base_backend import BackendDict
 from test_notification import KEY_POLICIES
 
 from harness.assume import assumed
@@ -48,7 +47,6 @@ def _oncall(aws, desired):
 
 @pytest.fixture(scope="module")
 def aws():
-    BackendDict.reset()  # moto's state is per process: none of what earlier modules on this worker deployed
     backend = EmbeddedBackend(Settings())
     backend.start()
     yield backend
