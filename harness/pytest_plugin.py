@@ -13,7 +13,7 @@ import pytest
 from harness import config as gdconfig, reporting
 from harness.errors import GamedayError, verdict_of
 from harness.runner import GameDay
-from harness.scenario import Scenario
+from harness.scenario import Scenario, run_order
 from harness.session import start_session
 
 _OPTIONS = {
@@ -76,10 +76,18 @@ def _runs_scenarios(config: pytest.Config) -> bool:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
+    slots, scenarios, groups = [], {}, {}
+    for i, item in enumerate(items):
         scenario = _scenario_of(item)
         if scenario is not None:
             item.add_marker(pytest.mark.gameday(scenario.id))
+            slots.append(i)
+            scenarios[scenario.id] = scenario
+            groups.setdefault(scenario.id, []).append(item)
+    # Scenarios run in run_order's arrangement (aftermaths spaced out); other tests keep their places.
+    ordered = [item for scenario in run_order(list(scenarios.values())) for item in groups[scenario.id]]
+    for i, item in zip(slots, ordered):
+        items[i] = item
 
 
 def _scenario_of(item: pytest.Item) -> Scenario | None:

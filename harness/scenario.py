@@ -56,6 +56,13 @@ WORKLOAD_CHAIN = frozenset({Capability.AUTOSCALING, Capability.ALARMS, Capabilit
                             Capability.LAMBDA_EXECUTION, Capability.SNS_TO_SQS})
 # Application logging switched off or shortened: the record, the rule, the page (detection only).
 APPLOG_CHAIN = frozenset({Capability.CLOUDTRAIL_EVENTS, Capability.EVENTBRIDGE_TARGETS, Capability.SNS_TO_SQS})
+# Aftermaths: what a correct run leaves behind for a while, and a later scenario's precondition may wait out.
+FAILED_DELIVERIES = "failed deliveries keep the stack's delivery alarm in ALARM for up to two 5-minute periods"
+TRAIL_CHANGES = "a trail configuration change keeps the CIS 4.5 alarm in ALARM for up to two 5-minute periods"
+AFTERMATHS = (FAILED_DELIVERIES, TRAIL_CHANGES)
+# Scenarios to run after one that leaves an aftermath before one that minds it. An alarm holds a lone breaching
+# datapoint for its whole evaluation range (three 5-minute periods: 15 s at 60x); two such gaps fit the catalog.
+QUIET_AFTER = 24
 _MITRE = re.compile(r"^T\d{4}(\.\d{3})?$")
 
 
@@ -73,10 +80,17 @@ class Scenario:
     feature: str = ""
     requires: frozenset[Capability] = field(default_factory=frozenset)
     prevents: bool = False  # a policy must also refuse the fault to an ordinary principal
+    aftermath: tuple[str, ...] = ()  # what a correct run still leaves behind for a while (AFTERMATHS)
+    minds: tuple[str, ...] = ()  # the aftermaths its precondition waits out
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mitre", tuple(self.mitre))
         object.__setattr__(self, "requires", frozenset(self.requires))
+        object.__setattr__(self, "aftermath", tuple(self.aftermath))
+        object.__setattr__(self, "minds", tuple(self.minds))
+        unknown = [a for a in (*self.aftermath, *self.minds) if a not in AFTERMATHS]
+        if unknown:
+            raise ValueError(f"scenario {self.id}: {unknown[0]!r} is not one of harness.scenario.AFTERMATHS")
         if self.severity not in SEVERITIES:
             raise ValueError(f"scenario {self.id}: severity must be one of {SEVERITIES}")
         bad = [t for t in self.mitre if not _MITRE.match(t)]
@@ -116,6 +130,29 @@ def load_catalog(directory: Path) -> list[tuple[Scenario, Path, str]]:
         if isinstance(scenario, Scenario):
             found.append((scenario, path, (module.__doc__ or "").strip()))
     return sorted(found, key=lambda item: item[0].id)
+
+
+def run_order(scenarios: list[Scenario]) -> list[Scenario]:
+    """Catalog order, rearranged so that scenarios seldom wait out another's aftermath.
+
+    Each step runs, of those whose minded aftermaths have cleared (QUIET_AFTER scenarios ago), first the ones that
+    mind something (while it is quiet), then the ones whose own aftermath the fewest remaining scenarios mind.
+    Only the order changes: a scenario run too soon still waits in its precondition.
+    """
+    pending = list(scenarios)
+    since: dict[str, int] = {}  # aftermath -> scenarios run since one left it
+    order = []
+    while pending:
+        def key(s: Scenario) -> tuple:
+            waits = any(since.get(a, QUIET_AFTER) < QUIET_AFTER for a in s.minds)
+            blocks = sum(1 for other in pending if other is not s and set(other.minds) & set(s.aftermath))
+            return waits, not s.minds, blocks, pending.index(s)
+
+        chosen = min(pending, key=key)
+        pending.remove(chosen)
+        order.append(chosen)
+        since = {a: n + 1 for a, n in since.items()} | {a: 0 for a in chosen.aftermath}
+    return order
 
 
 def markdown_table(catalog: list[tuple[Scenario, Path, str]]) -> str:

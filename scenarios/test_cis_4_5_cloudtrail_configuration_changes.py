@@ -1,7 +1,7 @@
 """Create a second trail; the CIS 4.5 alarm must fire and page security."""
 
 from harness import faults
-from harness.scenario import CIS_CHAIN, Scenario
+from harness.scenario import CIS_CHAIN, TRAIL_CHANGES, Scenario
 
 SCENARIO = Scenario(
     id="cis-4-5-cloudtrail-configuration-changes",
@@ -12,6 +12,8 @@ SCENARIO = Scenario(
     detect_within=900,
     remediate_within=None,
     requires=CIS_CHAIN,
+    aftermath=(TRAIL_CHANGES,),
+    minds=(TRAIL_CHANGES,),
 )
 
 

@@ -1,7 +1,7 @@
 """Delete the trail; security must be paged and the trail recreated, logging, from the desired state."""
 
 from harness import faults, probes
-from harness.scenario import CLOUDTRAIL_CHAIN, Scenario
+from harness.scenario import CLOUDTRAIL_CHAIN, TRAIL_CHANGES, Scenario
 
 SCENARIO = Scenario(
     id="cloudtrail-delete-trail",
@@ -12,6 +12,7 @@ SCENARIO = Scenario(
     detect_within=60,
     remediate_within=180,
     requires=CLOUDTRAIL_CHAIN,
+    aftermath=(TRAIL_CHANGES,),
 )
 
 

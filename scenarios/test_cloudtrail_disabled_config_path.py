@@ -1,7 +1,7 @@
 """Stop the trail with the EventBridge path held: the Config rule must report it and its remediation restart it."""
 
 from harness import faults, probes
-from harness.scenario import CONFIG_CHAIN, Capability, Scenario
+from harness.scenario import CONFIG_CHAIN, TRAIL_CHANGES, Capability, Scenario
 
 SCENARIO = Scenario(
     id="cloudtrail-disabled-config-path",
@@ -14,6 +14,7 @@ SCENARIO = Scenario(
     # then the remediation's retry window (5 attempts, 60 s apart).
     remediate_within=900 + 300,
     requires=CONFIG_CHAIN | {Capability.LAMBDA_EXECUTION},
+    aftermath=(TRAIL_CHANGES,),
 )
 
 

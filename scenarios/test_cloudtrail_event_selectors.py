@@ -1,7 +1,7 @@
 """Blind the trail with event selectors that exclude management events; it must be noticed and undone."""
 
 from harness import faults, probes
-from harness.scenario import CLOUDTRAIL_CHAIN, Scenario
+from harness.scenario import CLOUDTRAIL_CHAIN, TRAIL_CHANGES, Scenario
 
 SCENARIO = Scenario(
     id="cloudtrail-event-selectors",
@@ -12,6 +12,7 @@ SCENARIO = Scenario(
     detect_within=60,
     remediate_within=120,
     requires=CLOUDTRAIL_CHAIN,
+    aftermath=(TRAIL_CHANGES,),
 )
 
 

@@ -1,7 +1,7 @@
 """Stop the trail's logging; security must be paged and logging restarted."""
 
 from harness import faults, probes
-from harness.scenario import CLOUDTRAIL_CHAIN, Scenario
+from harness.scenario import CLOUDTRAIL_CHAIN, TRAIL_CHANGES, Scenario
 
 SCENARIO = Scenario(
     id="cloudtrail-stop-logging",
@@ -12,6 +12,7 @@ SCENARIO = Scenario(
     detect_within=60,
     remediate_within=120,
     requires=CLOUDTRAIL_CHAIN,
+    aftermath=(TRAIL_CHANGES,),
 )
 
 

@@ -1,7 +1,7 @@
 """An alert storm suspends the on-call e-mail; it must be reported and a fresh confirmation sent."""
 
 from harness import faults, probes
-from harness.scenario import SNS_CHAIN, Capability, Scenario
+from harness.scenario import FAILED_DELIVERIES, SNS_CHAIN, Capability, Scenario
 
 SCENARIO = Scenario(
     id="sns-subscription-suspended-by-alert-storm",
@@ -12,6 +12,7 @@ SCENARIO = Scenario(
     detect_within=600,
     remediate_within=900,
     requires=SNS_CHAIN | {Capability.MAILBOX},
+    aftermath=(FAILED_DELIVERIES,),
 )
 
 

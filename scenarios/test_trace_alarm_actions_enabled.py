@@ -1,7 +1,7 @@
 """An alarm with its actions disabled, repairs held: gameday trace must name alarm.actions_enabled and only it."""
 
 from harness import faults
-from harness.scenario import TRACE_CHAIN, Scenario
+from harness.scenario import FAILED_DELIVERIES, TRACE_CHAIN, Scenario
 
 SCENARIO = Scenario(
     id="trace-alarm-actions-enabled",
@@ -12,6 +12,7 @@ SCENARIO = Scenario(
     detect_within=300,
     remediate_within=None,
     requires=TRACE_CHAIN,
+    minds=(FAILED_DELIVERIES,),
 )
 
 

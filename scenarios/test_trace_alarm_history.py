@@ -1,7 +1,7 @@
 """An alarm whose last action failed, repairs held: gameday trace must name alarm.history and only it."""
 
 from harness import faults
-from harness.scenario import TRACE_CHAIN, Scenario
+from harness.scenario import FAILED_DELIVERIES, TRACE_CHAIN, TRAIL_CHANGES, Scenario
 
 SCENARIO = Scenario(
     id="trace-alarm-history",
@@ -12,6 +12,7 @@ SCENARIO = Scenario(
     detect_within=300,
     remediate_within=None,
     requires=TRACE_CHAIN,
+    minds=(FAILED_DELIVERIES, TRAIL_CHANGES),  # the CIS 4.5 alarm must be able to go to ALARM
 )
 
 

@@ -1,7 +1,7 @@
 """An alarm notifying a missing topic, repairs held: gameday trace must name alarm.targets_topic and only it."""
 
 from harness import faults
-from harness.scenario import TRACE_CHAIN, Scenario
+from harness.scenario import FAILED_DELIVERIES, TRACE_CHAIN, Scenario
 
 SCENARIO = Scenario(
     id="trace-alarm-targets-topic",
@@ -12,6 +12,7 @@ SCENARIO = Scenario(
     detect_within=300,
     remediate_within=None,
     requires=TRACE_CHAIN,
+    minds=(FAILED_DELIVERIES,),
 )
 
 

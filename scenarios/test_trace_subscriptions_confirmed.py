@@ -1,7 +1,7 @@
 """An e-mail suspended by an alert storm, repairs held: gameday trace must name subscriptions.confirmed and only it."""
 
 from harness import faults
-from harness.scenario import TRACE_CHAIN, Capability, Scenario
+from harness.scenario import FAILED_DELIVERIES, TRACE_CHAIN, Capability, Scenario
 
 SCENARIO = Scenario(
     id="trace-subscriptions-confirmed",
@@ -12,6 +12,8 @@ SCENARIO = Scenario(
     detect_within=300,
     remediate_within=None,
     requires=TRACE_CHAIN | {Capability.MAILBOX},
+    aftermath=(FAILED_DELIVERIES,),
+    minds=(FAILED_DELIVERIES,),
 )
 
 

@@ -1,7 +1,7 @@
 """A subscriber whose deliveries fail, repairs held: gameday trace must name subscriptions.delivery and only it."""
 
 from harness import faults
-from harness.scenario import TRACE_CHAIN, Scenario
+from harness.scenario import FAILED_DELIVERIES, TRACE_CHAIN, Scenario
 
 SCENARIO = Scenario(
     id="trace-subscriptions-delivery",
@@ -12,6 +12,8 @@ SCENARIO = Scenario(
     detect_within=300,
     remediate_within=None,
     requires=TRACE_CHAIN,
+    aftermath=(FAILED_DELIVERIES,),
+    minds=(FAILED_DELIVERIES,),
 )
 
 

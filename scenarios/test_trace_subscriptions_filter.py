@@ -1,7 +1,7 @@
 """A filter policy that drops alarms, repairs held: gameday trace must name subscriptions.filter and only it."""
 
 from harness import faults
-from harness.scenario import TRACE_CHAIN, Scenario
+from harness.scenario import FAILED_DELIVERIES, TRACE_CHAIN, Scenario
 
 SCENARIO = Scenario(
     id="trace-subscriptions-filter",
@@ -12,6 +12,7 @@ SCENARIO = Scenario(
     detect_within=300,
     remediate_within=None,
     requires=TRACE_CHAIN,
+    minds=(FAILED_DELIVERIES,),
 )
 
 

@@ -1,7 +1,7 @@
 """A topic key CloudWatch may not use, repairs held: gameday trace must name topic.kms and only it."""
 
 from harness import faults
-from harness.scenario import TRACE_CHAIN, Scenario
+from harness.scenario import FAILED_DELIVERIES, TRACE_CHAIN, Scenario
 
 SCENARIO = Scenario(
     id="trace-topic-kms",
@@ -12,6 +12,7 @@ SCENARIO = Scenario(
     detect_within=300,
     remediate_within=None,
     requires=TRACE_CHAIN,
+    minds=(FAILED_DELIVERIES,),
 )
 
 

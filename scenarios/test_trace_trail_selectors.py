@@ -1,7 +1,7 @@
 """A trail blind to management events, repairs held: gameday trace must name trail.selectors and only it."""
 
 from harness import faults
-from harness.scenario import TRACE_CHAIN, Scenario
+from harness.scenario import FAILED_DELIVERIES, TRACE_CHAIN, TRAIL_CHANGES, Scenario
 
 SCENARIO = Scenario(
     id="trace-trail-selectors",
@@ -12,6 +12,8 @@ SCENARIO = Scenario(
     detect_within=300,
     remediate_within=None,
     requires=TRACE_CHAIN,
+    aftermath=(TRAIL_CHANGES,),
+    minds=(FAILED_DELIVERIES,),
 )
 
 

@@ -48,15 +48,26 @@ class AlarmService:
                 self._evaluate(account, region, alarm)
 
     def alarm_configured(self, account: str, region: str, names: list[str]) -> None:
-        """PutMetricAlarm: a new or replaced alarm starts at INSUFFICIENT_DATA, as on AWS, then is evaluated."""
+        """PutMetricAlarm: a new alarm starts at INSUFFICIENT_DATA; an updated one keeps its state (AWS's API
+        reference says so; moto stores a fresh alarm either way). Then it is evaluated."""
         for alarm in moto.alarms(account, region):
             if alarm.name in names:
                 with self._lock:
-                    moto.set_alarm_state(alarm, "INSUFFICIENT_DATA", "Unchecked: Initial alarm creation", "{}")
-                    self._last.pop(alarm.alarm_arn, None)
+                    kept = self._last.get(alarm.alarm_arn)
+                    if kept is None:
+                        moto.set_alarm_state(alarm, "INSUFFICIENT_DATA", evaluation.INITIAL_REASON, "{}")
+                    else:
+                        moto.set_alarm_state(alarm, kept.state, kept.reason, json.dumps(kept.reason_data))
                     self._history[alarm.alarm_arn].appendleft(_history(alarm.name, "ConfigurationUpdate",
                                                                        f"Alarm \"{alarm.name}\" updated", {}))
                 self._evaluate(account, region, alarm)
+
+    def alarms_deleted(self, account: str, region: str, names: list[str]) -> None:
+        """DeleteAlarms: an alarm put again under the same name is a new alarm."""
+        with self._lock:
+            gone = {f":{region}:{account}:alarm:{name}" for name in names}
+            for arn in [arn for arn in self._last if any(arn.endswith(suffix) for suffix in gone)]:
+                del self._last[arn]
 
     def tick(self, accounts_regions: list[tuple[str, str]]) -> None:
         for account, region in accounts_regions:

@@ -294,6 +294,8 @@ class Plane:
                 self.alarms.metric_arrived(account, call.region, call.params.get("Namespace", ""), name)
         elif call.service == "cloudwatch" and call.operation == "PutMetricAlarm":
             self.alarms.alarm_configured(account, call.region, [call.params.get("AlarmName", "")])
+        elif call.service == "cloudwatch" and call.operation == "DeleteAlarms":
+            self.alarms.alarms_deleted(account, call.region, list(call.params.get("AlarmNames", [])))
         elif call.service == "cloudwatch" and call.operation == "SetAlarmState":
             p = call.params
             self.alarms.state_set(account, call.region, p.get("AlarmName", ""), p.get("StateValue", ""),

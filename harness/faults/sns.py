@@ -312,14 +312,27 @@ class DeleteSubscriberQueue(Fault):
 
     topic: str
     queue: str
+    alarm: str | None = None  # the alarm that must see the failure: it cannot go to ALARM while still there
     name = "sns.delete_subscriber_queue"
-    iam_actions = ("sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:DeleteQueue", "sqs:CreateQueue", "sns:Publish")
+    iam_actions = ("sqs:GetQueueUrl", "sqs:GetQueueAttributes", "sqs:DeleteQueue", "sqs:CreateQueue", "sns:Publish",
+                   "cloudwatch:DescribeAlarms")
+
+    @property
+    def settle_within(self) -> float:  # type: ignore[override]
+        # An earlier scenario's failed deliveries keep the alarm in ALARM for up to two periods, then one to evaluate.
+        return 900.0 if self.alarm else 0.0
 
     def describe(self) -> str:
         return f"DeleteQueue {self.queue}, a subscriber of {self.topic.rsplit(':', 1)[-1]}, then one alert"
 
     def steady(self) -> Probe:
         return probes.queue_exists(self.queue)
+
+    def precondition(self) -> Probe:
+        if self.alarm is None:
+            return self.steady()
+        return all_of("subscriber queue exists and alarm is quiet", self.steady(),
+                      alarm_probes.not_in_alarm(self.alarm))
 
     def snapshot(self, aws: Any) -> dict | None:
         sqs = aws.client("sqs")

@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from harness.faults import Fault, rebuild
-from harness.probes import Probe
+from harness.probes import Probe, all_of
 
 __all__ = ["break_hop"]
 
@@ -27,7 +27,10 @@ class BreakHop(Fault):
     name = "trace.break_hop"
     iam_actions = ("lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency",
                    "lambda:DeleteFunctionConcurrency")
-    settle_within = 1200.0  # AWS seconds for an earlier scenario's traces (15 minutes of failed deliveries) to age out
+    # AWS seconds for an earlier scenario's failed deliveries to age out (15 minutes), or the breaking fault's own.
+    @property
+    def settle_within(self) -> float:  # type: ignore[override]
+        return max(1200.0, self.fault.settle_within)
 
     @property
     def fault(self) -> Fault:
@@ -50,7 +53,9 @@ class BreakHop(Fault):
             broken = [f"{h.id}: {h.evidence}" for h in report.hops if h.status in ("broken", "unknown")]
             return not broken, "every hop is healthy" if not broken else "; ".join(broken)
 
-        return Probe("gameday trace reports every hop healthy", check)
+        # The breaking fault's own precondition too (an alarm that must be able to change state, say).
+        return all_of("gameday trace reports every hop healthy, and the fault can break its hop",
+                      Probe("gameday trace reports every hop healthy", check), self.fault.precondition())
 
     def snapshot(self, aws: Any) -> dict | None:
         lam = aws.client("lambda")
