@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario import Scenario, load_catalog
+from harness.scenario import Scenario, load_catalog, run_order
 
 ROOT = Path(__file__).resolve().parents[1]
 CATALOG = load_catalog(ROOT / "scenarios")
@@ -131,6 +131,12 @@ def test_every_scenario_passes_on_the_healthy_stack_within_its_slas(runs, scenar
     assert events[:3] == ["steady state before", "injected", detected]
     assert events[-2:] == ["reverted", "steady state after"]
     assert ("restored" in events) == (scenario.remediate_within is not None)
+
+
+def test_the_catalog_runs_in_run_order(runs):
+    *_, summary, _ = runs["healthy"]
+    collected = [s for s, path, _ in sorted(CATALOG, key=lambda item: item[1].name)]  # pytest's file order
+    assert [r["scenario"] for r in summary["results"]] == [s.id for s in run_order(collected)]
 
 
 def test_the_false_positive_guard_scales_out_and_watches_the_sink_for_its_window(runs):

@@ -298,6 +298,29 @@ def user_identity(access_key_id: str | None) -> dict:
 _AWS_POLICY_ARN = "arn:aws:iam::aws:policy/"
 
 
+def remember_response_methods() -> None:
+    """moto lists a response class's methods (inspect.getmembers) on every request to find the action's handler.
+
+    The list changes only when a method is added (this module serves operations moto lacks that way), so it is
+    remembered per class and number of attributes.
+    """
+    from moto.core import responses
+
+    if getattr(responses.method_names_from_class, "_gameday_cached", False):
+        return
+    listing = responses.method_names_from_class
+    known: dict[tuple[type, int], list[str]] = {}
+
+    def method_names(cls: type) -> list[str]:
+        key = (cls, len(vars(cls)))
+        if key not in known:
+            known[key] = listing(cls)
+        return known[key]
+
+    method_names._gameday_cached = True  # type: ignore[attr-defined]
+    responses.method_names_from_class = method_names
+
+
 def forget_every_account() -> None:
     """Drop every resource moto holds: a new endpoint is a new, empty AWS (moto keeps its state per process)."""
     from moto.core.base_backend import BackendDict

@@ -113,6 +113,7 @@ class Plane:
             raise RuntimeError("one embedded endpoint per process: moto's state is per process; stop the other first")
         _LIVE.append(self)
         moto.forget_every_account()  # nothing an earlier endpoint of this process left behind
+        moto.remember_response_methods()
         self.endpoint_url = endpoint_url
         self.runtime = LambdaRuntime(endpoint_url, on_log=self._lambda_log)
         self._thread = threading.Thread(target=self._run, name="gameday-plane", daemon=True)
