@@ -1,11 +1,11 @@
 """The whole scenario catalog on the embedded backend: wall time from a fresh interpreter, and where it goes.
 
-Run: python bench/bench_catalog.py [--runs 3] [--order FILE]
+Run: python bench/bench_catalog.py [--runs 3] [FILES...]
 Medians, not means: these machines are noisy. Each run times `pytest scenarios/` from a fresh interpreter
 (start-up, endpoint and deploy included) next to a baseline timed just before it, in the same process: a fresh
 interpreter that only starts the endpoint, deploys the stack and closes it. The ratio of the two is what compares
 across machines. The slowest scenarios are their call times (session start-up not included), from a JUnit XML.
---order runs the scenario files in the order FILE lists them (one path a line), e.g. to try an ordering.
+FILES (default scenarios/) run in the plugin's order whatever order they are given in (harness.scenario.run_order).
 """
 
 from __future__ import annotations
@@ -80,11 +80,9 @@ def catalog(runs: int, files: list[str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--order", type=Path, help="scenario files to run, in this order, one a line")
+    parser.add_argument("files", nargs="*", default=["scenarios/"], help="scenario files or folders")
     args = parser.parse_args()
-    files = [line.strip() for line in args.order.read_text().splitlines() if line.strip()] if args.order \
-        else ["scenarios/"]
-    print(json.dumps(catalog(args.runs, files), indent=2))
+    print(json.dumps(catalog(args.runs, args.files), indent=2))
 
 
 if __name__ == "__main__":

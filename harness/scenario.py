@@ -57,8 +57,8 @@ WORKLOAD_CHAIN = frozenset({Capability.AUTOSCALING, Capability.ALARMS, Capabilit
 # Application logging switched off or shortened: the record, the rule, the page (detection only).
 APPLOG_CHAIN = frozenset({Capability.CLOUDTRAIL_EVENTS, Capability.EVENTBRIDGE_TARGETS, Capability.SNS_TO_SQS})
 # Aftermaths: what a correct run leaves behind for a while, and a later scenario's precondition may wait out.
-FAILED_DELIVERIES = "failed deliveries keep the stack's delivery alarm in ALARM for up to two 5-minute periods"
-TRAIL_CHANGES = "a trail configuration change keeps the CIS 4.5 alarm in ALARM for up to two 5-minute periods"
+FAILED_DELIVERIES = "failed deliveries keep the stack's delivery alarm in ALARM for its evaluation range (15 minutes)"
+TRAIL_CHANGES = "a trail configuration change keeps the CIS 4.5 alarm in ALARM for its evaluation range (15 minutes)"
 AFTERMATHS = (FAILED_DELIVERIES, TRAIL_CHANGES)
 # Scenarios to run after one that leaves an aftermath before one that minds it. An alarm holds a lone breaching
 # datapoint for its whole evaluation range (three 5-minute periods: 15 s at 60x); two such gaps fit the catalog.

@@ -319,8 +319,8 @@ class DeleteSubscriberQueue(Fault):
 
     @property
     def settle_within(self) -> float:  # type: ignore[override]
-        # An earlier scenario's failed deliveries keep the alarm in ALARM for up to two periods, then one to evaluate.
-        return 900.0 if self.alarm else 0.0
+        # An earlier scenario's failed deliveries hold the alarm in ALARM for its evaluation range (three periods).
+        return 1200.0 if self.alarm else 0.0
 
     def describe(self) -> str:
         return f"DeleteQueue {self.queue}, a subscriber of {self.topic.rsplit(':', 1)[-1]}, then one alert"

@@ -19,8 +19,8 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from harness.assume import ClientFactory, assumed
 from harness.stack import notification
-from harness.stack.desired import (DesiredState, Function, LogGroup, Names, Permission, Queue, Role, Rule, StackOutputs,
-                                   Subscription, Topic, Trail)
+from harness.stack.desired import (Bucket, DesiredState, Function, LogGroup, Names, Permission, Queue, Role, Rule,
+                                   StackOutputs, Subscription, Topic, Trail)
 
 CREATED = "created"
 UPDATED = "updated"
@@ -127,7 +127,7 @@ def deploy(client: ClientFactory, desired: DesiredState) -> DeployReport:
     report = DeployReport()
     log_role_changed = _ensure_role(aws("iam"), desired.log_role, report, "log_role")
     _ensure_log_group(aws("logs"), desired.log_group, report)
-    _ensure_bucket(aws("s3"), desired, report)
+    _ensure_bucket(aws("s3"), desired.bucket, desired, report)
     _ensure_trail(aws("cloudtrail"), desired, report, role_changed=log_role_changed)
     key_arn = _ensure_key(aws("kms"), desired.key, report)
     break_glass_changed = _ensure_role(aws("iam"), desired.break_glass_role, report, "break_glass_role")
@@ -417,8 +417,9 @@ def _ensure_log_group(logs: Any, group: LogGroup, report: DeployReport, key: str
         report.note(key, UPDATED, f"PutRetentionPolicy {group.name} {group.retention_days}")
 
 
-def _ensure_bucket(s3: Any, desired: DesiredState, report: DeployReport) -> None:
-    bucket = desired.bucket
+def _ensure_bucket(s3: Any, bucket: Bucket, desired: DesiredState, report: DeployReport, *, key: str = "bucket",
+                   ownership: str | None = None) -> bool:
+    """The bucket, its policy (if it has one) and its object ownership; True if anything was created or changed."""
     try:
         s3.head_bucket(Bucket=bucket.name, ExpectedBucketOwner=desired.account_id)
     except ClientError as exc:
@@ -427,22 +428,39 @@ def _ensure_bucket(s3: Any, desired: DesiredState, report: DeployReport) -> None
         if _code(exc) not in ("404", "NoSuchBucket"):
             raise
         location = {} if desired.region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": desired.region}
-        }
+            "CreateBucketConfiguration": {"LocationConstraint": desired.region}}
         s3.create_bucket(Bucket=bucket.name, **location)
-        report.note("bucket", CREATED, f"CreateBucket {bucket.name}")
-        stored = None
+        report.note(key, CREATED, f"CreateBucket {bucket.name}")
+        created = True
     else:
-        report.note("bucket", UNCHANGED)
+        report.note(key, UNCHANGED)
+        created = False
+    if ownership:
         try:
-            stored = s3.get_bucket_policy(Bucket=bucket.name)["Policy"]
+            rules = s3.get_bucket_ownership_controls(Bucket=bucket.name)["OwnershipControls"]["Rules"]
         except ClientError as exc:
-            if _code(exc) != "NoSuchBucketPolicy":
+            if _code(exc) != "OwnershipControlsNotFoundError":
                 raise
-            stored = None
-    if stored is None or not same_policy(stored, bucket.policy):
-        s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(bucket.policy))
-        report.note("bucket", UPDATED, f"PutBucketPolicy {bucket.name}")
+            rules = []
+        if [r.get("ObjectOwnership") for r in rules] != [ownership]:
+            s3.put_bucket_ownership_controls(Bucket=bucket.name,
+                                             OwnershipControls={"Rules": [{"ObjectOwnership": ownership}]})
+            report.note(key, UPDATED, f"PutBucketOwnershipControls {bucket.name} {ownership}")
+    if bucket.policy:
+        stored = None if created else _bucket_policy(s3, bucket.name)
+        if stored is None or not same_policy(stored, bucket.policy):
+            s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(bucket.policy))
+            report.note(key, UPDATED, f"PutBucketPolicy {bucket.name}")
+    return report.resources[key] != UNCHANGED
+
+
+def _bucket_policy(s3: Any, name: str) -> str | None:
+    try:
+        return s3.get_bucket_policy(Bucket=name)["Policy"]
+    except ClientError as exc:
+        if _code(exc) != "NoSuchBucketPolicy":
+            raise
+        return None
 
 
 def _ensure_trail(ct: Any, desired: DesiredState, report: DeployReport, *, role_changed: bool) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from typing import Any
 
@@ -12,10 +11,11 @@ from botocore.exceptions import ClientError
 from harness.assume import ClientFactory
 from harness.stack.applogs import AppLogs, Distribution, EcsApp, EdgeVpc, LoadBalancer
 from harness.stack.deploy import (CREATED, UNCHANGED, UPDATED, DeployError, DeployReport, _code, _delete,
-                                  _delete_bucket, _ensure_log_group, _ensure_rule, _not_found, _paginate,
+                                  _delete_bucket, _ensure_bucket, _ensure_log_group, _ensure_rule, _not_found,
+                                  _paginate,
                                   _retrying,
-                                  _while_iam_propagates, same_policy)
-from harness.stack.desired import Bucket, DesiredState
+                                  _while_iam_propagates)
+from harness.stack.desired import DesiredState
 
 # ELB writes a test file when access logs are switched on: a bucket policy put seconds ago can still be refused.
 _BUCKET_POLICY_NOT_READY = (("InvalidConfigurationRequest", "Access Denied"),)
@@ -34,9 +34,8 @@ def converge(aws: ClientFactory, desired: DesiredState, report: DeployReport) ->
     """Create what is missing, put back what drifted; returns the ids AWS assigns (StackOutputs fields)."""
     app: AppLogs = desired.applogs
     s3 = aws("s3")
-    policy_changed = _ensure_logs_bucket(s3, app.alb_logs_bucket, desired, report, key="alb_logs_bucket")
-    _ensure_logs_bucket(s3, app.cf_logs_bucket, desired, report, key="cf_logs_bucket",
-                        ownership=app.cf_logs_ownership)
+    policy_changed = _ensure_bucket(s3, app.alb_logs_bucket, desired, report, key="alb_logs_bucket")
+    _ensure_bucket(s3, app.cf_logs_bucket, desired, report, key="cf_logs_bucket", ownership=app.cf_logs_ownership)
     vpc_id, subnets = _ensure_vpc(aws("ec2"), app.vpc, report)
     alb = _ensure_alb(aws("elbv2"), app.alb, vpc_id, subnets, report, policy_changed=policy_changed)
     distribution_id = _ensure_distribution(aws("cloudfront"), app.distribution, alb["DNSName"], report)
@@ -68,46 +67,6 @@ def teardown(aws: ClientFactory, desired: DesiredState, report: DeployReport) ->
     for key, bucket in (("alb_logs_bucket", app.alb_logs_bucket), ("cf_logs_bucket", app.cf_logs_bucket)):
         _delete(report, key, f"DeleteBucket {bucket.name}", functools.partial(_delete_bucket, s3, bucket.name),
                 "NoSuchBucket", "404")
-
-
-def _ensure_logs_bucket(s3: Any, bucket: Bucket, desired: DesiredState, report: DeployReport, *, key: str,
-                        ownership: str | None = None) -> bool:
-    """The bucket, its policy (if it has one) and its object ownership; True if anything was created or changed."""
-    try:
-        s3.head_bucket(Bucket=bucket.name, ExpectedBucketOwner=desired.account_id)
-    except ClientError as exc:
-        if _code(exc) == "403":
-            raise DeployError(f"bucket {bucket.name} exists but this account does not own it") from exc
-        if _code(exc) not in ("404", "NoSuchBucket"):
-            raise
-        location = {} if desired.region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": desired.region}}
-        s3.create_bucket(Bucket=bucket.name, **location)
-        report.note(key, CREATED, f"CreateBucket {bucket.name}")
-    else:
-        report.note(key, UNCHANGED)
-    if ownership:
-        try:
-            rules = s3.get_bucket_ownership_controls(Bucket=bucket.name)["OwnershipControls"]["Rules"]
-        except ClientError as exc:
-            if _code(exc) != "OwnershipControlsNotFoundError":
-                raise
-            rules = []
-        if [r.get("ObjectOwnership") for r in rules] != [ownership]:
-            s3.put_bucket_ownership_controls(Bucket=bucket.name,
-                                             OwnershipControls={"Rules": [{"ObjectOwnership": ownership}]})
-            report.note(key, UPDATED, f"PutBucketOwnershipControls {bucket.name} {ownership}")
-    if bucket.policy:
-        try:
-            stored = s3.get_bucket_policy(Bucket=bucket.name)["Policy"]
-        except ClientError as exc:
-            if _code(exc) != "NoSuchBucketPolicy":
-                raise
-            stored = None
-        if stored is None or not same_policy(stored, bucket.policy):
-            s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(bucket.policy))
-            report.note(key, UPDATED, f"PutBucketPolicy {bucket.name}")
-    return report.resources[key] != UNCHANGED
 
 
 def _ensure_vpc(ec2: Any, vpc: EdgeVpc, report: DeployReport, key: str = "edge_vpc") -> tuple[str, list[str]]:

@@ -11,11 +11,12 @@ from botocore.exceptions import ClientError
 
 from harness.assume import ClientFactory
 from harness.stack.deploy import (ABSENT, CREATED, DELETED, UNCHANGED, UPDATED, DeployError, DeployReport, _code,
-                                  _delete, _delete_bucket, _delete_role, _ensure_function, _ensure_permission,
+                                  _delete, _delete_bucket, _delete_role, _ensure_bucket, _ensure_function,
+                                  _ensure_permission,
                                   _ensure_log_group, _ensure_role, _ensure_rule, _exists, _not_found, _paginate,
                                   _remove_function,
-                                  _while_iam_propagates, same_policy)
-from harness.stack.desired import Bucket, DesiredState
+                                  _while_iam_propagates)
+from harness.stack.desired import DesiredState
 from harness.stack.infra import STACK_TAG, Document, Infra, InfraNames, Network
 
 # Config checks the recorder's role and the channel's bucket when they are put: fresh IAM or bucket policy changes
@@ -39,7 +40,7 @@ def converge(aws: ClientFactory, desired: DesiredState, report: DeployReport) ->
     infra = desired.infra
     iam, ec2, cfg = aws("iam"), aws("ec2"), aws("config")
     config_role_changed = _ensure_role(iam, infra.config_role, report, "config_role")
-    bucket_changed = _ensure_bucket(aws("s3"), infra.config_bucket, desired, report)
+    bucket_changed = _ensure_bucket(aws("s3"), infra.config_bucket, desired, report, key="config_bucket")
     _ensure_role(iam, infra.flow_logs_role, report, "flow_logs_role")
     _ensure_log_group(aws("logs"), infra.flow_log_group, report, key="flow_log_group")
     ids = _ensure_network(ec2, infra, report)
@@ -110,35 +111,6 @@ def teardown(aws: ClientFactory, desired: DesiredState, report: DeployReport) ->
 
 
 # -- converge ------------------------------------------------------------------------------------------------
-
-
-def _ensure_bucket(s3: Any, bucket: Bucket, desired: DesiredState, report: DeployReport,
-                   key: str = "config_bucket") -> bool:
-    """The delivery channel's bucket and its policy; True if anything changed (Config may not see it at once)."""
-    try:
-        s3.head_bucket(Bucket=bucket.name, ExpectedBucketOwner=desired.account_id)
-    except ClientError as exc:
-        if _code(exc) == "403":
-            raise DeployError(f"bucket {bucket.name} exists but this account does not own it") from exc
-        if _code(exc) not in ("404", "NoSuchBucket"):
-            raise
-        location = {} if desired.region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": desired.region}}
-        s3.create_bucket(Bucket=bucket.name, **location)
-        report.note(key, CREATED, f"CreateBucket {bucket.name}")
-        stored = None
-    else:
-        report.note(key, UNCHANGED)
-        try:
-            stored = s3.get_bucket_policy(Bucket=bucket.name)["Policy"]
-        except ClientError as exc:
-            if _code(exc) != "NoSuchBucketPolicy":
-                raise
-            stored = None
-    if stored is None or not same_policy(stored, bucket.policy):
-        s3.put_bucket_policy(Bucket=bucket.name, Policy=json.dumps(bucket.policy))
-        report.note(key, UPDATED, f"PutBucketPolicy {bucket.name}")
-    return report.resources[key] != UNCHANGED
 
 
 def _tags(resource_type: str, name: str, prefix: str) -> list[dict[str, Any]]:
