@@ -88,12 +88,13 @@ class EventBus:
             and event["detail"].get("eventCategory") == "Management"
         )
         done: list[Delivery] = []
+        flat = moto.flatten_arrays(event)
         for rule in moto.rules(account, region, bus):
             if rule.state == "DISABLED":
                 continue
             if read_only_trail_event and rule.state != ALL_MANAGEMENT_STATE:
                 continue
-            if not rule.matches(event):
+            if not rule.matches(flat):
                 continue
             done.extend(self.deliver_to(rule, event))
         return done

@@ -58,12 +58,13 @@ class RuleView:
     schedule: str
     _rule: Any
 
-    def matches(self, event: dict) -> bool:
+    def matches(self, flat_event: dict) -> bool:
+        """`flat_event`: flatten_arrays(event), once per event (moto's matcher does not descend into arrays of
+        objects; EventBridge's view of them is the flattened one)."""
         # A schedule-only rule has no pattern: moto's matcher would take every event, AWS takes none.
         if not self._rule.event_pattern.get_pattern():
             return False
-        # moto's matcher does not descend into arrays of objects: give it the event flattened as EventBridge sees it.
-        return self._rule.event_pattern.matches_event(flatten_arrays(event))
+        return self._rule.event_pattern.matches_event(flat_event)
 
 
 def flatten_arrays(value: Any) -> Any:
