@@ -33,6 +33,7 @@ class AlarmService:
         self._scale = scale  # runs a scaling policy an alarm action names (harness.emulator.autoscaling)
         self.closed_periods_only = closed_periods_only
         self._last: dict[str, evaluation.Evaluation] = {}
+        self._seen: dict[str, tuple] = {}  # alarm arn -> (alarm object, anchor, state) of its last evaluation
         self._publish = publish
         self._put_event = put_event
         self._invoke_lambda = invoke_lambda
@@ -72,11 +73,13 @@ class AlarmService:
     def tick(self, accounts_regions: list[tuple[str, str]]) -> None:
         for account, region in accounts_regions:
             for alarm in moto.alarms(account, region):
-                self._evaluate(account, region, alarm)
+                self._evaluate(account, region, alarm, unless_unchanged=True)
 
     # -- evaluation ----------------------------------------------------------------------
 
-    def _evaluate(self, account: str, region: str, alarm: Any) -> None:
+    def _evaluate(self, account: str, region: str, alarm: Any, *, unless_unchanged: bool = False) -> None:
+        """Evaluate the alarm now. `unless_unchanged` (the clock's tick): skip it when nothing it depends on moved
+        since its last evaluation: the same alarm, state and evaluation anchor (new data evaluates at once)."""
         with self._lock:
             fields = moto.alarm_fields(alarm)
             try:
@@ -88,6 +91,9 @@ class AlarmService:
                 else:
                     # instant profile: the open period counts, as if it had just closed.
                     anchor, align = (self.clock.now() // spec.period + 1) * spec.period, None
+                seen = (id(alarm), anchor, alarm.state_value)
+                if unless_unchanged and self._seen.get(alarm.alarm_arn) == seen:
+                    return
                 since_wall = self.clock.origin + (anchor - (count + 1) * spec.period - self.clock.origin) / \
                     self.clock.time_scale
                 points = [(self.clock.aws(at), value) for at, value in moto.metric_points(
@@ -98,6 +104,7 @@ class AlarmService:
             except NotImplementedError as exc:
                 self._note_failure(alarm.name, str(exc))
                 return
+            self._seen[alarm.alarm_arn] = (id(alarm), anchor, result.state if result.changed else state["value"])
             if not result.changed:
                 return
             old = state["value"]
