@@ -223,8 +223,11 @@ class GameDay:
         self._note("alarm history shows ALARM", alarm=alarm)
         return found
 
-    def expect_trace(self, hop: str, *, within: float | None = None) -> Any:
-        """`gameday trace` names `hop` as the first broken hop, and no other hop as broken, within the SLA."""
+    def expect_trace(self, hop: str, *, within: float | None = None, also: tuple[str, ...] = ()) -> Any:
+        """`gameday trace` names `hop` as the first broken hop, and no other hop as broken, within the SLA.
+
+        `also`: later hops the fault may break as well, as a consequence (they may show, never before `hop`).
+        """
         from harness.trace import trace
 
         limit = within if within is not None else self.scenario.detect_within
@@ -232,7 +235,8 @@ class GameDay:
 
         def named() -> Any:
             report = seen["report"] = trace(self.aws, self.stack)
-            return report if [h.id for h in report.hops if h.status in TRACE_TROUBLE] == [hop] else None
+            troubled = [h.id for h in report.hops if h.status in TRACE_TROUBLE]
+            return report if troubled[:1] == [hop] and set(troubled[1:]) <= set(also) else None
 
         with reporting.phase(f"detect: gameday trace names {hop} within {limit:g} s"):
             found = self._poll_until(named, limit, f"a trace naming {hop}")
@@ -240,7 +244,8 @@ class GameDay:
                 last = seen.get("report")
                 others = ", ".join(f"{h.id} {h.status}" for h in last.hops if h.status in TRACE_TROUBLE) \
                     if last else "none"
-                missing = f"gameday trace did not name {hop} alone (last trace: {others or 'all ok'})"
+                alone = f"first (with at most {', '.join(also)})" if also else "alone"
+                missing = f"gameday trace did not name {hop} {alone} (last trace: {others or 'all ok'})"
                 raise DetectionMissing(hop, limit, self.clock.wall_limit(limit), missing=missing)
             self.clock.detected(time.time())
             broken = found.first_broken
