@@ -8,7 +8,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from harness.faults import Fault, rebuild
+from harness.faults import Fault, held, rebuild
 from harness.faults.network import FAULT_TAG
 from harness.probes import Probe, all_of
 from harness.probes import config as probes
@@ -130,16 +130,15 @@ class Evaluated(Fault):
     name = "config.evaluated"
     settle_within = 5400.0  # AWS seconds for a result earlier activity left to clear at the next One_Hour run
     iam_actions = ("config:StartConfigRulesEvaluation", "config:DescribeConfigRules",
-                   "config:GetComplianceDetailsByConfigRule", "lambda:GetFunctionConcurrency",
-                   "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency")
+                   "config:GetComplianceDetailsByConfigRule", *held.IAM_ACTIONS)
 
     @property
     def fault(self) -> Fault:
         return rebuild(self.inner["name"], self.inner["params"])
 
     def describe(self) -> str:
-        held = f" ({', '.join(self.hold)} held)" if self.hold else ""
-        return f"{self.fault.describe()}{held}, then StartConfigRulesEvaluation on {', '.join(self.rules)}"
+        holding = f" ({', '.join(self.hold)} held)" if self.hold else ""
+        return f"{self.fault.describe()}{holding}, then StartConfigRulesEvaluation on {', '.join(self.rules)}"
 
     def steady(self) -> Probe:
         return self.fault.steady()
@@ -152,21 +151,11 @@ class Evaluated(Fault):
                       self.fault.precondition(), *rules)
 
     def snapshot(self, aws: Any) -> dict | None:
-        lam = aws.client("lambda")
-        held = {}
-        for fn in self.hold:
-            try:
-                held[fn] = lam.get_function_concurrency(FunctionName=fn).get("ReservedConcurrentExecutions")
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "ResourceNotFoundException":  # a sabotaged stack lacks it
-                    raise
-        return {"concurrency": held, "inner": self.fault.snapshot(aws)}
+        return {"concurrency": held.concurrency(aws, self.hold), "inner": self.fault.snapshot(aws)}
 
     def apply(self, aws: Any, snapshot: dict | None) -> None:
         assert snapshot is not None
-        lam = aws.client("lambda")
-        for fn in snapshot["concurrency"]:
-            lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=0)
+        held.hold(aws, snapshot["concurrency"])
         self.fault.apply(aws, snapshot["inner"])
         aws.client("config").start_config_rules_evaluation(ConfigRuleNames=list(self.rules))
 
@@ -176,16 +165,7 @@ class Evaluated(Fault):
             self.fault.revert(aws, snapshot["inner"])
             _evaluate_again(aws, self.rules)
         finally:
-            lam = aws.client("lambda")
-            for fn, reserved in snapshot["concurrency"].items():
-                try:
-                    if reserved is None:
-                        lam.delete_function_concurrency(FunctionName=fn)
-                    else:
-                        lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=reserved)
-                except ClientError as exc:
-                    if exc.response["Error"]["Code"] != "ResourceNotFoundException":
-                        raise
+            held.release(aws, snapshot["concurrency"])
 
 
 stop_recorder = StopRecorder

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
 
-from harness.faults import Fault, rebuild
+from harness.faults import Fault, held, rebuild
 from harness.probes import Probe, all_of
 
 __all__ = ["break_hop"]
@@ -25,8 +24,7 @@ class BreakHop(Fault):
     functions: tuple[str, ...]
     stack: dict  # the stack outputs, for the whole-chain trace before injecting
     name = "trace.break_hop"
-    iam_actions = ("lambda:GetFunctionConcurrency", "lambda:PutFunctionConcurrency",
-                   "lambda:DeleteFunctionConcurrency")
+    iam_actions = held.IAM_ACTIONS
     # AWS seconds for an earlier scenario's failed deliveries to age out (15 minutes), or the breaking fault's own.
     @property
     def settle_within(self) -> float:  # type: ignore[override]
@@ -58,16 +56,11 @@ class BreakHop(Fault):
                       Probe("gameday trace reports every hop healthy", check), self.fault.precondition())
 
     def snapshot(self, aws: Any) -> dict | None:
-        lam = aws.client("lambda")
-        held = {fn: lam.get_function_concurrency(FunctionName=fn).get("ReservedConcurrentExecutions")
-                for fn in self.functions}
-        return {"concurrency": held, "inner": self.fault.snapshot(aws)}
+        return {"concurrency": held.concurrency(aws, self.functions), "inner": self.fault.snapshot(aws)}
 
     def apply(self, aws: Any, snapshot: dict | None) -> None:
         assert snapshot is not None
-        lam = aws.client("lambda")
-        for fn in self.functions:
-            lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=0)
+        held.hold(aws, snapshot["concurrency"])
         self.fault.apply(aws, snapshot["inner"])
 
     def revert(self, aws: Any, snapshot: dict | None) -> None:
@@ -75,16 +68,7 @@ class BreakHop(Fault):
         try:
             self.fault.revert(aws, snapshot["inner"])
         finally:
-            lam = aws.client("lambda")
-            for fn, reserved in snapshot["concurrency"].items():
-                try:
-                    if reserved is None:
-                        lam.delete_function_concurrency(FunctionName=fn)
-                    else:
-                        lam.put_function_concurrency(FunctionName=fn, ReservedConcurrentExecutions=reserved)
-                except ClientError as exc:
-                    if exc.response["Error"]["Code"] != "ResourceNotFoundException":  # a sabotaged stack lacks it
-                        raise
+            held.release(aws, snapshot["concurrency"])
 
 
 def break_hop(hop: str, fault: Fault, stack: Any) -> BreakHop:
