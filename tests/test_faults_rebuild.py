@@ -58,7 +58,8 @@ EXAMPLES = [
                                        quarantine_group=STACK.quarantine_group_name),
     faults.findings.missing_security_updates(STACK.workload_group_name, capacity=STACK.workload_capacity,
                                              quarantine_group=STACK.quarantine_group_name, missing=3),
-    faults.trace.break_hop("trail.logging", faults.cloudtrail.stop_logging(STACK.trail_name), STACK),
+    faults.trace.break_hop("trail.logging", faults.cloudtrail.stop_logging(STACK.trail_name), STACK,
+                           also=("trail.delivery",)),
 ]
 
 
@@ -75,6 +76,7 @@ def test_a_held_hop_rebuilds_its_inner_fault_and_the_functions_it_holds():
     held = rebuild("trace.break_hop", json.loads(json.dumps(EXAMPLES[-1].params)))
     assert held.fault == faults.cloudtrail.stop_logging(STACK.trail_name)
     assert list(held.functions) == [STACK.function_name, STACK.alarms_function_name, STACK.sns_function_name]
+    assert list(held.also) == ["trail.delivery"]
 
 
 def test_a_config_evaluated_fault_rebuilds_its_inner_fault_the_rules_and_what_it_holds():
