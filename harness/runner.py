@@ -34,7 +34,6 @@ ACCESS_DENIED = ("AuthorizationError", "AccessDenied", "AccessDeniedException")
 INBOX_SKEW_S = 1.0
 _QUIET = object()  # the sink stayed quiet for the whole window
 # Trace hop statuses that mean trouble (a hop skipped because an earlier resource is missing is neither).
-TRACE_TROUBLE = ("broken", "unknown")
 
 
 class GameDay:
@@ -229,20 +228,21 @@ class GameDay:
         `also`: later hops the fault may break as well, as a consequence (they may show, never before `hop`).
         """
         from harness.trace import trace
+        from harness.trace.report import TROUBLE
 
         limit = within if within is not None else self.scenario.detect_within
         seen: dict[str, Any] = {}
 
         def named() -> Any:
             report = seen["report"] = trace(self.aws, self.stack)
-            troubled = [h.id for h in report.hops if h.status in TRACE_TROUBLE]
+            troubled = [h.id for h in report.hops if h.status in TROUBLE]
             return report if troubled[:1] == [hop] and set(troubled[1:]) <= set(also) else None
 
         with reporting.phase(f"detect: gameday trace names {hop} within {limit:g} s"):
             found = self._poll_until(named, limit, f"a trace naming {hop}")
             if found is None:
                 last = seen.get("report")
-                others = ", ".join(f"{h.id} {h.status}" for h in last.hops if h.status in TRACE_TROUBLE) \
+                others = ", ".join(f"{h.id} {h.status}" for h in last.hops if h.status in TROUBLE) \
                     if last else "none"
                 alone = f"first (with at most {', '.join(also)})" if also else "alone"
                 missing = f"gameday trace did not name {hop} {alone} (last trace: {others or 'all ok'})"

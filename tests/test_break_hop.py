@@ -49,3 +49,14 @@ def test_other_hops_still_must_be_healthy(traced):
     traced("subscriptions.delivery", "rules.enabled")
     ok, evidence = storm(also=("subscriptions.delivery",)).precondition()(None)
     assert not ok and "rules.enabled" in evidence and "subscriptions.delivery evidence" not in evidence
+
+
+@pytest.mark.parametrize("hop, also, message", [
+    ("subscriptions.confirmd", (), "'subscriptions.confirmd' is not a hop of gameday trace"),
+    ("subscriptions.confirmed", ("subscriptions.delivry",), "'subscriptions.delivry' is not a hop of gameday trace"),
+    ("subscriptions.confirmed", ("topic.exists",), "names the hops after subscriptions.confirmed in the chain; "
+                                                   "topic.exists is not one"),
+])
+def test_a_hop_the_trace_does_not_have_is_refused_in_one_line(hop, also, message):
+    with pytest.raises(ValueError, match=message):
+        faults.trace.break_hop(hop, faults.sns.alert_storm(STACK.topic_arn, "o@example.com"), STACK, also=also)

@@ -67,8 +67,10 @@ class AlarmService:
         """DeleteAlarms: an alarm put again under the same name is a new alarm."""
         with self._lock:
             gone = {f":{region}:{account}:alarm:{name}" for name in names}
-            for arn in [arn for arn in self._last if any(arn.endswith(suffix) for suffix in gone)]:
-                del self._last[arn]
+            for arn in [arn for arn in self._last.keys() | self._seen.keys()
+                        if any(arn.endswith(suffix) for suffix in gone)]:
+                self._last.pop(arn, None)
+                self._seen.pop(arn, None)
 
     def tick(self, accounts_regions: list[tuple[str, str]]) -> None:
         for account, region in accounts_regions:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-
 from harness.faults import Fault, held, rebuild
 from harness.probes import Probe, all_of
 
@@ -44,6 +43,7 @@ class BreakHop(Fault):
     def precondition(self) -> Probe:
         from harness.stack.desired import StackOutputs
         from harness.trace import trace
+        from harness.trace.report import TROUBLE
 
         stack = StackOutputs(**self.stack)
         # A hop the fault may break as well proves nothing either way afterwards, so it need not be healthy before.
@@ -52,7 +52,7 @@ class BreakHop(Fault):
         def check(aws: Any) -> tuple[bool, str]:
             report = trace(aws, stack)
             broken = [f"{h.id}: {h.evidence}" for h in report.hops
-                      if h.status in ("broken", "unknown") and h.id not in self.also]
+                      if h.status in TROUBLE and h.id not in self.also]
             return not broken, f"{healthy} is healthy" if not broken else "; ".join(broken)
 
         # The breaking fault's own precondition too (an alarm that must be able to change state, say).
@@ -78,6 +78,15 @@ class BreakHop(Fault):
 def break_hop(hop: str, fault: Fault, stack: Any, *, also: tuple[str, ...] = ()) -> BreakHop:
     """`fault` breaks `hop` (and perhaps the later hops `also`); the stack's functions are held meanwhile."""
     from dataclasses import asdict
+
+    from harness.trace.report import HOP_IDS
+
+    unknown = [h for h in (hop, *also) if h not in HOP_IDS]
+    if unknown:
+        raise ValueError(f"break_hop: {unknown[0]!r} is not a hop of gameday trace (harness.trace.HOP_IDS)")
+    early = [h for h in also if HOP_IDS.index(h) <= HOP_IDS.index(hop)]
+    if early:
+        raise ValueError(f"break_hop: `also` names the hops after {hop} in the chain; {early[0]} is not one")
 
     functions = tuple(f for f in (stack.function_name, stack.alarms_function_name, stack.sns_function_name) if f)
     return BreakHop(hop=hop, inner={"name": fault.name, "params": fault.params}, functions=functions,

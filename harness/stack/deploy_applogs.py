@@ -12,9 +12,7 @@ from harness.assume import ClientFactory
 from harness.stack.applogs import AppLogs, Distribution, EcsApp, EdgeVpc, LoadBalancer
 from harness.stack.deploy import (CREATED, UNCHANGED, UPDATED, DeployError, DeployReport, _code, _delete,
                                   _delete_bucket, _ensure_bucket, _ensure_log_group, _ensure_rule, _not_found,
-                                  _paginate,
-                                  _retrying,
-                                  _while_iam_propagates)
+                                  _paginate, _retrying, _while_iam_propagates)
 from harness.stack.desired import DesiredState
 
 # ELB writes a test file when access logs are switched on: a bucket policy put seconds ago can still be refused.

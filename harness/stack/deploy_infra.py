@@ -12,10 +12,8 @@ from botocore.exceptions import ClientError
 from harness.assume import ClientFactory
 from harness.stack.deploy import (ABSENT, CREATED, DELETED, UNCHANGED, UPDATED, DeployError, DeployReport, _code,
                                   _delete, _delete_bucket, _delete_role, _ensure_bucket, _ensure_function,
-                                  _ensure_permission,
-                                  _ensure_log_group, _ensure_role, _ensure_rule, _exists, _not_found, _paginate,
-                                  _remove_function,
-                                  _while_iam_propagates)
+                                  _ensure_log_group, _ensure_permission, _ensure_role, _ensure_rule, _exists,
+                                  _not_found, _paginate, _remove_function, _while_iam_propagates)
 from harness.stack.desired import DesiredState
 from harness.stack.infra import STACK_TAG, Document, Infra, InfraNames, Network
 

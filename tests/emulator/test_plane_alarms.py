@@ -229,3 +229,22 @@ def test_put_metric_filter_replaces_a_same_named_filter_as_on_aws(aws, chain):
     aws.plane.drain()
     found = logs.describe_metric_filters(logGroupName=chain["group"])["metricFilters"]
     assert [f["filterPattern"] for f in found] == ["{ $.eventName = Nothing }"]
+
+
+def test_putting_an_existing_alarm_again_keeps_its_state_and_deleting_it_forgets_it(aws, chain):
+    # PutMetricAlarm's reference: an update leaves the state as it was (moto stores a fresh alarm either way).
+    cw, alarm = aws.client("cloudwatch"), chain["alarm"]
+    settings = {k: v for k, v in cw.describe_alarms(AlarmNames=[alarm])["MetricAlarms"][0].items()
+                if k in ("MetricName", "Namespace", "Statistic", "Period", "EvaluationPeriods", "Threshold",
+                         "ComparisonOperator", "TreatMissingData", "AlarmActions")}
+    chain["write"]("StopLogging")
+    assert wait_for(lambda: chain["inbox"]() or None, timeout=5, interval=0.02, describe="the first notification")
+    cw.put_metric_alarm(AlarmName=alarm, AlarmDescription="updated", **settings)
+    history = wait_for(lambda: [i for i in cw.describe_alarm_history(AlarmName=alarm)["AlarmHistoryItems"]
+                                if i["HistoryItemType"] == "ConfigurationUpdate"] or None,
+                       timeout=5, interval=0.02, describe="the update in the alarm's history")
+    assert history and state(aws, alarm) == "ALARM"
+    assert chain["inbox"]() == [], "an update is not a transition: no second notification"
+    cw.delete_alarms(AlarmNames=[alarm])
+    cw.put_metric_alarm(AlarmName=alarm, **settings)  # a new alarm: it starts over and sees the datapoint afresh
+    assert wait_for(lambda: chain["inbox"]() or None, timeout=5, interval=0.02, describe="the new alarm's ALARM")
