@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterator
 
 from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_fixed
 
 from harness import reporting
 from harness.errors import (DetectionMissing, DetectionSlaBreached, HarnessBroken, PreventionMissing,
@@ -33,7 +34,9 @@ ACCESS_DENIED = ("AuthorizationError", "AccessDenied", "AccessDeniedException")
 # Seconds SQS's SentTimestamp may lag the harness's clock (a message older than injection minus this is stale).
 INBOX_SKEW_S = 1.0
 _QUIET = object()  # the sink stayed quiet for the whole window
-# Trace hop statuses that mean trouble (a hop skipped because an earlier resource is missing is neither).
+# Attempts at a revert the backend refused (each looks again first), and the wall seconds between them.
+REVERT_ATTEMPTS = 3
+REVERT_RETRY_WAIT_S = 0.2
 
 
 class GameDay:
@@ -301,9 +304,15 @@ class GameDay:
                                            describe=describe, ramp=True), describe)
 
     def _revert(self, fault: Fault, snapshot: dict | None, entry: str, in_flight: BaseException | None) -> None:
+        # A revert reads what is there before it acts, so one that lost a race with the stack's own repair (the
+        # route it meant to delete already gone, say) is tried again: the next look sees what the stack did.
+        retrying = Retrying(stop=stop_after_attempt(REVERT_ATTEMPTS), wait=wait_fixed(REVERT_RETRY_WAIT_S),
+                            retry=retry_if_exception_type(ClientError), reraise=True,
+                            before_sleep=lambda state: self._note("revert retried",
+                                                                  error=str(state.outcome.exception())))
         with reporting.phase(f"revert: {fault.describe()}"), _shielded_from_interrupts():
             try:
-                fault.revert(self.aws, snapshot)
+                retrying(fault.revert, self.aws, snapshot)
             except Exception as exc:
                 self.journal.mark(entry, "revert_failed", f"{type(exc).__name__}: {exc}")
                 self._note("revert failed", error=str(exc))

@@ -12,8 +12,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from botocore.exceptions import ClientError
 
-from harness.errors import DetectionMissing, DetectionSlaBreached, UnwantedNotification, verdict_of
+from harness.errors import DetectionMissing, DetectionSlaBreached, HarnessBroken, UnwantedNotification, verdict_of
 from harness.journal import Journal
 from harness.runner import GameDay
 from harness.scenario import Scenario
@@ -161,3 +162,47 @@ def test_a_late_delivery_sent_before_injection_is_not_a_false_positive():
     run = gameday_with_sink(delay=-0.5)
     run.expect_no_notification(matching={"detail.eventName": "StopLogging"}, within=60)
     assert run.timeline[-1]["event"] == "no notification"
+
+
+class FlakyRevert:
+    """A fault whose revert the backend refuses `refusals` times (a race with the stack's own repair)."""
+
+    name = "test.flaky_revert"
+
+    def __init__(self, refusals: int):
+        self.refusals, self.calls = refusals, 0
+
+    def describe(self) -> str:
+        return "a fault whose revert races the stack"
+
+    def revert(self, aws, snapshot) -> None:
+        self.calls += 1
+        if self.calls <= self.refusals:
+            raise ClientError({"Error": {"Code": "InvalidRoute.NotFound", "Message": "no route"}}, "DeleteRoute")
+
+
+def revert_with_journal(tmp_path: Path, fault: FlakyRevert, in_flight: BaseException | None = None):
+    run = gameday_with_sink(delay=None)
+    run.journal = Journal(tmp_path / "journal.jsonl")
+    entry = run.journal.begin(run_id="r", fault=fault.name, params={}, snapshot=None, backend={"name": "fake"})
+    run.journal.mark(entry, "applied")
+    run._revert(fault, None, entry, in_flight)  # type: ignore[arg-type]
+    return run
+
+
+def test_a_revert_that_lost_a_race_with_the_stacks_repair_is_tried_again(tmp_path):
+    fault = FlakyRevert(refusals=1)
+    run = revert_with_journal(tmp_path, fault)
+    assert fault.calls == 2
+    assert run.journal.open_entries() == []
+    events = [e for e in run.timeline if e["event"].startswith("revert") or e["event"] == "reverted"]
+    assert [e["event"] for e in events] == ["revert retried", "reverted"]
+    assert "InvalidRoute.NotFound" in events[0]["error"]
+
+
+def test_a_revert_the_backend_keeps_refusing_is_left_open_for_cleanup(tmp_path):
+    fault = FlakyRevert(refusals=99)
+    with pytest.raises(HarnessBroken, match="run `gameday cleanup`"):
+        revert_with_journal(tmp_path, fault)
+    assert fault.calls == 3
+    assert [e["state"] for e in Journal(tmp_path / "journal.jsonl").open_entries()] == ["revert_failed"]

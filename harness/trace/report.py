@@ -6,7 +6,9 @@ import json
 from dataclasses import asdict, dataclass, field
 
 OK, BROKEN, SKIPPED, UNKNOWN = "ok", "broken", "skipped", "unknown"
-TROUBLE = (BROKEN, UNKNOWN)  # what a scenario counts against a hop: broken, or the harness could not see it
+# What a scenario counts against a hop: broken, or the harness could not see it (a hop skipped because an earlier
+# resource is missing is neither).
+TROUBLE = (BROKEN, UNKNOWN)
 HOP_IDS = (
     "trail.exists", "trail.logging", "trail.selectors", "trail.delivery", "filter.exists", "filter.matches",
     "alarm.exists", "alarm.actions_enabled", "alarm.can_fire", "alarm.targets_topic", "alarm.history",
